@@ -1,0 +1,212 @@
+"""Trained model directory -> `Predictor` -> entities with exact character offsets.
+
+Long texts are cut into the same overlapping windows as in training. Each token keeps the scores
+of the window in which it sits furthest from an edge (most context on both sides), and the whole
+document is then decoded at once with IOB2-constrained Viterbi, so an entity crossing a window
+boundary comes out whole and no invalid tag sequence (an `I-X` after `O` or after another label)
+is ever emitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+from .annotations import Span
+from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
+
+MODEL_SETTINGS_FILE = "policy_ner.json"
+
+
+@dataclass(frozen=True)
+class Entity:
+    label: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def as_span(self) -> Span:
+        return Span(self.start, self.end, self.label)
+
+
+def transition_mask(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(allowed[prev, next], allowed_first[tag]) for IOB2: `I-X` only after `B-X` or `I-X`."""
+    n = len(tags)
+    allowed = np.ones((n, n), dtype=bool)
+    allowed_first = np.ones(n, dtype=bool)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            allowed_first[j] = False
+            for i, prev in enumerate(tags):
+                allowed[i, j] = prev[2:] == tag[2:] and prev[:2] in ("B-", "I-")
+    return allowed, allowed_first
+
+
+def viterbi(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
+    """Most probable tag sequence under the IOB2 constraints; `log_probs` is (length, tags)."""
+    length, n = log_probs.shape
+    if length == 0:
+        return []
+    allowed, allowed_first = transition_mask(tags)
+    penalty = np.where(allowed, 0.0, -np.inf)
+    score = np.where(allowed_first, log_probs[0], -np.inf)
+    backpointers = np.zeros((length, n), dtype=np.int64)
+    for t in range(1, length):
+        candidates = score[:, None] + penalty  # (prev, next)
+        backpointers[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probs[t]
+    best = [int(score.argmax())]
+    for t in range(length - 1, 0, -1):
+        best.append(int(backpointers[t, best[-1]]))
+    return best[::-1]
+
+
+class Predictor:
+    """Finds entities in raw texts. Offsets index the unmodified input `str`."""
+
+    def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
+                 batch_size: int = 16, version: str = ""):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.tags = list(tags)
+        self.max_length = max_length
+        self.stride = stride
+        self.batch_size = batch_size
+        self.version = version
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16) -> "Predictor":
+        model_dir = Path(model_dir)
+        settings_path = model_dir / MODEL_SETTINGS_FILE
+        if not settings_path.is_file():
+            raise FileNotFoundError(f"{model_dir}: not a policy-ner model directory (no {MODEL_SETTINGS_FILE})")
+        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForTokenClassification.from_pretrained(model_dir)
+        return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],
+                   batch_size=batch_size, version=settings.get("version", model_dir.name))
+
+    @property
+    def labels(self) -> list[str]:
+        return [tag[2:] for tag in self.tags if tag.startswith("B-")]
+
+    def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
+        encoded = [encode_text(text, self.tokenizer) for text in texts]
+        log_probs = self._token_log_probs(encoded)
+        return [self._decode(enc, lp) for enc, lp in zip(encoded, log_probs)]
+
+    def predict_one(self, text: str) -> list[Entity]:
+        return self.predict([text])[0]
+
+    def _token_log_probs(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
+        content = self.max_length - 2
+        windows = [(doc, start, end) for doc, enc in enumerate(encoded)
+                   for start, end in plan_windows(len(enc.input_ids), content, self.stride)]
+        windows.sort(key=lambda w: w[2] - w[1], reverse=True)  # similar lengths batch together
+        out = [np.zeros((len(enc.input_ids), len(self.tags)), dtype=np.float32) for enc in encoded]
+        best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
+        for batch in _chunks(windows, self.batch_size):
+            batch_log_probs = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch])
+            for (doc, start, end), window_log_probs in zip(batch, batch_log_probs):
+                positions = np.arange(start, end)
+                margin = np.minimum(positions - start, end - 1 - positions)
+                better = margin > best_margin[doc][start:end]
+                out[doc][start:end][better] = window_log_probs[1:1 + end - start][better]
+                best_margin[doc][start:end][better] = margin[better]
+        return out
+
+    @torch.inference_mode()
+    def _run_model(self, token_windows: list[list[int]]) -> np.ndarray:
+        width = max(len(w) for w in token_windows) + 2
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(token_windows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, window in enumerate(token_windows):
+            sequence = [self.tokenizer.cls_token_id] + window + [self.tokenizer.sep_token_id]
+            ids[row, :len(sequence)] = torch.tensor(sequence)
+            mask[row, :len(sequence)] = 1
+        logits = self.model(input_ids=ids, attention_mask=mask).logits
+        return torch.log_softmax(logits.float(), dim=-1).numpy()
+
+    def _decode(self, encoded: EncodedText, token_log_probs: np.ndarray) -> list[Entity]:
+        unit_log_probs = token_log_probs[encoded.unit_tokens]
+        path = viterbi(unit_log_probs, self.tags)
+        entities = []
+        for span in spans_from_tags([self.tags[i] for i in path]):
+            first_char = encoded.units[span.start]
+            last_char = encoded.units[span.end - 1]
+            chosen = unit_log_probs[np.arange(span.start, span.end), path[span.start:span.end]]
+            entities.append(Entity(span.label, first_char, last_char + 1,
+                                   encoded.text[first_char:last_char + 1],
+                                   round(float(np.exp(chosen).mean()), 4)))
+        return entities
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def read_text_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, str, Path]]:
+    """(doc_id, text, path) for `.txt` files and for the `.txt` files inside folders (sorted).
+
+    doc_id is the file name without `.txt`. Files are read as UTF-8 (a BOM is removed), unmodified.
+    """
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not files:
+                raise FileNotFoundError(f"{path}: folder holds no .txt files")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{file}: not valid UTF-8 ({exc})") from None
+            yield file.stem if file.suffix == ".txt" else file.name, text, file
+
+
+def prediction_record(doc_id: str, text: str, entities: Sequence[Entity]) -> dict:
+    return {"doc_id": doc_id, "text": text, "entities": [e.to_dict() for e in entities]}
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """Records of a prediction JSONL file, each checked for exact offsets."""
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_number}: not JSON ({exc})") from None
+            for entity in record.get("entities", []):
+                if record["text"][entity["start"]:entity["end"]] != entity["text"]:
+                    raise ValueError(f"{path}:{line_number}: doc {record.get('doc_id')}: entity "
+                                     f"{entity} does not match the text at its offsets")
+            records.append(record)
+    return records
+
+
+def set_threads(threads: int = 0) -> int:
+    """Use `threads` intra-op threads, or one per core available to this process when 0."""
+    if threads <= 0:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    return threads

@@ -1,0 +1,258 @@
+"""Config + annotations -> fine-tuned token classifier in `models/<version>/` and a run record in
+`training/<version>/`, both written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+import random
+import resource
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import transformers
+import yaml
+from transformers import get_linear_schedule_with_warmup
+
+from .annotations import Document, load_documents, resolve_annotation_files
+from .config import Config, DataConfig
+from .dataset import IGNORE_INDEX, training_dataset
+from .evaluation import EvaluationResult, PredictedDocument, evaluate
+from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
+from .inference import MODEL_SETTINGS_FILE, Predictor, set_threads
+from .modeling import is_scratch, load_base_tokenizer, new_model
+from .reporting import model_card_markdown
+
+MODEL_CARD_FILE = "model_card.json"
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    train: list[Document]
+    dev: list[Document]
+
+
+def split_documents(documents: Sequence[Document], data: DataConfig) -> DataSplit:
+    """Deterministic split by document: explicit `dev_documents`, else the `dev_fraction` of
+    documents whose salted doc-id hash sorts first. Independent of file and task order."""
+    if data.dev_documents:
+        unknown = sorted(set(data.dev_documents) - {d.doc_id for d in documents})
+        if unknown:
+            raise ValueError(f"data.dev_documents names unknown doc ids: {', '.join(unknown)}")
+        dev_ids = set(data.dev_documents)
+    else:
+        n_dev = math.ceil(len(documents) * data.dev_fraction) if data.dev_fraction else 0
+        if len(documents) > 1:
+            n_dev = min(n_dev, len(documents) - 1)
+        ranked = sorted(documents, key=lambda d: hashlib.sha256(f"{data.split_seed}:{d.doc_id}".encode()).hexdigest())
+        dev_ids = {d.doc_id for d in ranked[:n_dev]}
+    return DataSplit(train=[d for d in documents if d.doc_id not in dev_ids],
+                     dev=[d for d in documents if d.doc_id in dev_ids])
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    loss: float
+    seconds: float
+    learning_rate: float
+
+
+@dataclass
+class TrainingResult:
+    version: str
+    model_dir: Path
+    run_dir: Path
+    split: DataSplit
+    dev_metrics: EvaluationResult | None
+    train_seconds: float
+    peak_memory_mb: float
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def fit(model, dataset, tokenizer, config: Config, log=print) -> list[EpochRecord]:
+    """Fine-tune `model` in place on the windows of `dataset`; returns the per-epoch record."""
+    t = config.train
+    generator = torch.Generator().manual_seed(t.seed)
+    steps_per_epoch = math.ceil(len(dataset) / t.batch_size)
+    total_steps = steps_per_epoch * t.epochs
+    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": t.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * t.warmup_ratio), total_steps)
+    columns = dataset.to_dict()
+    input_ids, labels = columns["input_ids"], columns["labels"]
+    history = []
+    model.train()
+    for epoch in range(1, t.epochs + 1):
+        started, losses = time.perf_counter(), []
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        for i in range(0, len(order), t.batch_size):
+            batch = order[i:i + t.batch_size]
+            ids, mask, gold = collate([input_ids[j] for j in batch], [labels[j] for j in batch],
+                                      tokenizer.pad_token_id)
+            loss = model(input_ids=ids, attention_mask=mask, labels=gold).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        record = EpochRecord(epoch, round(float(np.mean(losses)), 5), round(time.perf_counter() - started, 2),
+                             scheduler.get_last_lr()[0])
+        history.append(record)
+        log(f"epoch {epoch}/{t.epochs}  loss {record.loss:.4f}  {record.seconds:.1f}s")
+    model.eval()
+    return history
+
+
+def collate(input_ids: list[list[int]], labels: list[list[int]], pad_id: int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in input_ids)
+    ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
+    gold = torch.full((len(input_ids), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(input_ids), width), dtype=torch.long)
+    for row, (x, y) in enumerate(zip(input_ids, labels)):
+        ids[row, :len(x)] = torch.tensor(x)
+        gold[row, :len(y)] = torch.tensor(y)
+        mask[row, :len(x)] = 1
+    return ids, mask, gold
+
+
+def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
+    entities = predictor.predict([d.text for d in documents])
+    return {doc.doc_id: PredictedDocument(doc.doc_id, doc.text, tuple(e.as_span() for e in found))
+            for doc, found in zip(documents, entities)}
+
+
+def train(config: Config, *, root: Path = Path("."), config_path: Path | None = None,
+          models_dir: Path | None = None, runs_dir: Path | None = None, version: str | None = None,
+          log=print) -> TrainingResult:
+    """The whole training stage: read and split annotations, fine-tune, score dev, write artifacts."""
+    root = Path(root)
+    models_dir = Path(models_dir) if models_dir else root / "models"
+    runs_dir = Path(runs_dir) if runs_dir else root / "training"
+    version = version or f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
+    threads = set_threads(config.train.threads)
+    seed_everything(config.train.seed)
+
+    annotation_files = resolve_annotation_files(config.data.annotations, root)
+    documents = load_documents(annotation_files, config.labels)
+    split = split_documents(documents, config.data)
+    log(f"{len(documents)} documents from {len(annotation_files)} file(s): "
+        f"{len(split.train)} train, {len(split.dev)} dev; {threads} threads")
+
+    vocab_files = [p for pattern in config.data.vocab_sources for p in sorted(root.glob(pattern))]
+    vocab_texts = [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in vocab_files]
+    tokenizer = load_base_tokenizer(config, vocab_texts)
+    dataset = training_dataset(split.train, tokenizer, config.tags, config.window.max_length, config.window.stride)
+    model = new_model(config, tokenizer, config.window.max_length)
+    log(f"{len(dataset)} training windows; model {config.model.base} "
+        f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+
+    started = time.perf_counter()
+    history = fit(model, dataset, tokenizer, config, log=log)
+    train_seconds = round(time.perf_counter() - started, 1)
+
+    predictor = Predictor(model, tokenizer, config.tags, config.window.max_length, config.window.stride,
+                          version=version)
+    dev_metrics = (evaluate(split.dev, predict_documents(predictor, split.dev), config.labels)
+                   if split.dev else None)
+    peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    card = {
+        "version": version,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config_name": config.name,
+        "config_file": str(config_path) if config_path else None,
+        "base_model": config.model.base,
+        "labels": config.labels,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "data": {
+            "annotation_files": [{"path": _relative(p, root), "sha256": sha256_file(p)} for p in annotation_files],
+            "vocab_files": len(vocab_files) if is_scratch(config) else 0,
+            "train_documents": [d.doc_id for d in split.train],
+            "dev_documents": [d.doc_id for d in split.dev],
+            "train_windows": len(dataset),
+            "train_characters": sum(len(d.text) for d in split.train),
+        },
+        "training": {
+            "seconds": train_seconds,
+            "peak_memory_mb": peak_memory_mb,
+            "threads": threads,
+            "final_loss": history[-1].loss if history else None,
+        },
+        "dev_metrics": dev_metrics.to_dict() if dev_metrics else None,
+        "git_commit": git_commit(root),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "transformers": transformers.__version__, "platform": platform.platform()},
+        "config": config.to_dict(),
+    }
+    settings = {"version": version, "labels": config.labels, "tags": config.tags,
+                "max_length": config.window.max_length, "stride": config.window.stride}
+
+    model_dir = models_dir / version
+    with atomic_directory(model_dir) as scratch:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        atomic_write_json(scratch / MODEL_SETTINGS_FILE, settings)
+        atomic_write_text(scratch / "train_config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True,
+                                                                        sort_keys=False))
+        atomic_write_json(scratch / MODEL_CARD_FILE, card)
+        atomic_write_text(scratch / "README.md", model_card_markdown(card))
+
+    run_dir = runs_dir / version
+    with atomic_directory(run_dir) as scratch:
+        atomic_write_text(scratch / "log.jsonl", "".join(json.dumps(r.__dict__) + "\n" for r in history))
+        atomic_write_json(scratch / "summary.json", {k: card[k] for k in
+                                                      ("version", "created", "base_model", "data", "training",
+                                                       "dev_metrics", "git_commit")})
+        atomic_write_text(scratch / "config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True,
+                                                                  sort_keys=False))
+    log(f"wrote {model_dir} and {run_dir} ({train_seconds}s training, peak {peak_memory_mb} MB)")
+    return TrainingResult(version, model_dir, run_dir, split, dev_metrics, train_seconds, peak_memory_mb, history)
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def read_model_card(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / MODEL_CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no {MODEL_CARD_FILE}")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,59 @@
+"""Shared fixtures. Everything runs on local files: the repository's own annotations and texts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_EXPORT = ROOT / "annotations" / "corpus-v1.json"
+LABELS = ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"]
+
+# Short real documents with all three labels; the tiny model is trained on these.
+TINY_TRAIN_DOCS = ["001_ns_tech_p1", "005_ns_tech_p5", "017_gwr_fujian_mintai5y", "023_gwr_shanxi"]
+TINY_DEV_DOC = "034_gwr_chongqing"
+
+TINY_CONFIG = {
+    "name": "tiny",
+    "labels": LABELS,
+    "data": {"annotations": ["annotations/*.json"], "vocab_sources": [], "dev_documents": [TINY_DEV_DOC]},
+    "model": {"base": "scratch", "hidden_size": 96, "num_layers": 2, "num_heads": 2,
+              "intermediate_size": 192, "dropout": 0.0},
+    "window": {"max_length": 96, "stride": 24},
+    "train": {"learning_rate": 3.0e-3, "epochs": 40, "batch_size": 8, "warmup_ratio": 0.05, "seed": 7},
+}
+
+
+def corpus_tasks() -> list[dict]:
+    return json.loads(CORPUS_EXPORT.read_text(encoding="utf-8"))
+
+
+def write_json(path: Path, value) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """A project folder with a 5-document export and the tiny training config."""
+    root = tmp_path_factory.mktemp("project")
+    wanted = set(TINY_TRAIN_DOCS) | {TINY_DEV_DOC}
+    write_json(root / "annotations" / "tiny.json", [t for t in corpus_tasks() if t["data"]["doc_id"] in wanted])
+    (root / "configs").mkdir()
+    (root / "configs" / "tiny.yaml").write_text(yaml.safe_dump(TINY_CONFIG), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_project) -> Path:
+    """Trained once per session through the CLI, as a user would."""
+    from policy_ner.cli import main
+
+    code = main(["train", str(tiny_project / "configs" / "tiny.yaml"), "--root", str(tiny_project),
+                 "--version", "tiny-v1"])
+    assert code == 0
+    return tiny_project / "models" / "tiny-v1"

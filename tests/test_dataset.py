@@ -1,0 +1,62 @@
+"""Character IOB2 tags and sliding windows."""
+
+from __future__ import annotations
+
+from conftest import CORPUS_EXPORT, LABELS
+from policy_ner.annotations import Document, Span, load_documents
+from policy_ner.config import config_from_dict
+from policy_ner.dataset import (IGNORE_INDEX, char_tags, encode_text, plan_windows, spans_from_tags,
+                                training_dataset)
+from policy_ner.modeling import build_char_vocab, char_tokenizer
+
+TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
+
+
+def test_tags_round_trip_every_corpus_document():
+    for doc in load_documents([CORPUS_EXPORT], LABELS):
+        tags = char_tags(doc.text, doc.spans)
+        assert len(tags) == len(doc.text)
+        assert tuple(spans_from_tags(tags)) == doc.spans
+
+
+def test_spans_from_tags_treats_a_stray_inside_tag_as_a_start():
+    assert spans_from_tags(["O", "I-ORG", "I-ORG", "B-ORG", "I-POLICY_TARGET"]) == [
+        Span(1, 3, "ORG"), Span(3, 4, "ORG"), Span(4, 5, "POLICY_TARGET")]
+
+
+def test_windows_cover_every_token_with_the_configured_overlap():
+    for n in (0, 1, 10, 30, 31, 97, 1000):
+        windows = plan_windows(n, content_length=30, stride=8)
+        covered = set()
+        for start, end in windows:
+            assert 0 <= start < end <= n and end - start <= 30
+            covered |= set(range(start, end))
+        assert covered == set(range(n))
+        for (s1, e1), (s2, _) in zip(windows, windows[1:]):
+            assert e1 - s2 >= 8  # consecutive windows share at least `stride` tokens
+
+
+def test_encoding_skips_whitespace_and_keeps_non_bmp_characters():
+    text = "𠮷 台胞\u3000😀5000元\n"
+    tokenizer = char_tokenizer(build_char_vocab(["台胞元"]))
+    encoded = encode_text(text, tokenizer)
+    assert encoded.units == [0, 2, 3, 5, 6, 7, 8, 9, 10]  # the space, U+3000 and \n carry no tag
+    assert len(encoded.input_ids) == 9
+    assert tokenizer.convert_ids_to_tokens(encoded.input_ids)[:3] == ["[UNK]", "台", "胞"]
+
+
+def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
+    text = "第一条" + "。" * 20 + "台商区民生保障局负责" + "。" * 20
+    start = text.index("台商区民生保障局")
+    doc = Document("d", text, (Span(start, start + 8, "ORG"),))
+    tokenizer = char_tokenizer(build_char_vocab([text]))
+    dataset = training_dataset([doc], tokenizer, TAGS, max_length=2 + 26, stride=12)
+    windows = dataset.to_dict()
+    starts = windows["token_start"]
+    assert starts[0] == 0 and starts[1] == 14  # the first window (0..26) cuts the entity (23..31)
+    b_org, i_org = TAGS.index("B-ORG"), TAGS.index("I-ORG")
+    first_labels = windows["labels"][0]
+    assert first_labels[0] == IGNORE_INDEX and first_labels[-1] == IGNORE_INDEX  # [CLS], [SEP]
+    assert first_labels[1 + start] == b_org and first_labels[-2] == i_org  # cut: B at 23, I up to 25
+    whole = windows["labels"][1][1 + start - 14: 1 + start - 14 + 8]
+    assert whole == [b_org] + [i_org] * 7

@@ -1,0 +1,49 @@
+"""The committed configs, data manifest and labelling config are consistent with the code."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT, LABELS
+from policy_ner.config import ConfigError, config_from_dict, load_config
+from policy_ner.corpus import read_manifest, verify_manifest
+from policy_ner.labelstudio import labeling_config
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "bert-base-chinese.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(ROOT / "configs" / name)
+    assert config.labels == LABELS
+    assert config.tags[:3] == ["O", "B-ORG", "I-ORG"]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"name": "x", "labels": ["ORG"], "trian": {}}, "unknown key(s) trian"),
+    ({"name": "x", "labels": ["ORG"], "train": {"epochs": "ten"}}, "train.epochs must be int"),
+    ({"name": "x", "labels": ["ORG"], "train": {"epochs": True}}, "train.epochs must be int"),
+    ({"name": "x", "labels": ["org name"]}, "upper-case"),
+    ({"labels": ["ORG"]}, "missing required key name"),
+    ({"name": "x", "labels": ["ORG"], "window": {"max_length": 64, "stride": 40}}, "window.stride"),
+])
+def test_config_errors_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config_from_dict(raw, source="test.yaml")
+
+
+def test_a_new_label_needs_only_config():
+    config = config_from_dict({"name": "x", "labels": LABELS + ["POLICY_NAME"], "train": {"learning_rate": "1e-4"}})
+    assert config.tags[-2:] == ["B-POLICY_NAME", "I-POLICY_NAME"] and config.train.learning_rate == 1e-4
+    assert '<Label value="POLICY_NAME"' in labeling_config(config.labels)
+
+
+def test_data_manifest_matches_the_raw_files():
+    manifest = ROOT / "data" / "manifest.csv"
+    assert verify_manifest(manifest) == []
+    entries = read_manifest(manifest)
+    assert len(entries) == 27
+    assert {"000_b8684210232e5550", "004_6ef2b3c195398a72"} <= {e.doc_id for e in entries}
+
+
+def test_committed_labelling_config_is_the_generated_one():
+    committed = (ROOT / "annotations" / "labeling_config.xml").read_text(encoding="utf-8")
+    assert committed == labeling_config(load_config(ROOT / "configs" / "default.yaml").labels)
