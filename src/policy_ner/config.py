@@ -62,8 +62,8 @@ class WindowConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    learning_rate: float = 5e-4
-    epochs: int = 20
+    learning_rate: float = 1e-3
+    epochs: int = 30
     batch_size: int = 16
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01

@@ -152,6 +152,9 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     models_dir = Path(models_dir) if models_dir else root / "models"
     runs_dir = Path(runs_dir) if runs_dir else root / "training"
     version = version or f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
+    for taken in (models_dir / version, runs_dir / version):
+        if taken.exists():  # checked again when writing; this only saves a wasted run
+            raise FileExistsError(f"{taken} already exists; choose another version name")
     threads = set_threads(config.train.threads)
     seed_everything(config.train.seed)
 
