@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import CORPUS_EXPORT, LABELS
 from policy_ner.annotations import Document, Span, load_documents
 from policy_ner.config import config_from_dict
@@ -24,9 +26,10 @@ def test_spans_from_tags_treats_a_stray_inside_tag_as_a_start():
         Span(1, 3, "ORG"), Span(3, 4, "ORG"), Span(4, 5, "POLICY_TARGET")]
 
 
-def test_windows_cover_every_token_with_the_configured_overlap():
+@pytest.mark.parametrize("shift", [0, 1, 9, 21])
+def test_windows_cover_every_token_with_the_configured_overlap(shift):
     for n in (0, 1, 10, 30, 31, 97, 1000):
-        windows = plan_windows(n, content_length=30, stride=8)
+        windows = plan_windows(n, content_length=30, stride=8, shift=shift)
         covered = set()
         for start, end in windows:
             assert 0 <= start < end <= n and end - start <= 30
@@ -60,3 +63,23 @@ def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
     assert first_labels[1 + start] == b_org and first_labels[-2] == i_org  # cut: B at 23, I up to 25
     whole = windows["labels"][1][1 + start - 14: 1 + start - 14 + 8]
     assert whole == [b_org] + [i_org] * 7
+
+
+def test_shifted_windows_start_elsewhere():
+    assert [s for s, _ in plan_windows(100, 30, 8)] == [0, 22, 44, 66, 70]
+    assert [s for s, _ in plan_windows(100, 30, 8, shift=5)] == [0, 5, 27, 49, 70]
+
+
+def test_word_boundary_features_follow_jieba_words():
+    from policy_ner.lexicon import BEGIN, END, MIDDLE, NONE, SINGLE, word_boundaries
+
+    text = "对台资企业给予 5000元补贴"
+    features = word_boundaries(text)
+    assert len(features) == len(text)
+    assert features[text.index(" ")] == NONE
+    assert features[1:5] == [BEGIN, END, BEGIN, END]  # 台资 / 企业
+    assert set(features) <= {NONE, BEGIN, MIDDLE, END, SINGLE}
+    tokenizer = char_tokenizer(build_char_vocab([text]))
+    encoded = encode_text(text, tokenizer, word_features=True)
+    assert encoded.token_types == [features[c] for c in encoded.token_chars]
+    assert encode_text(text, tokenizer).token_types == [0] * len(encoded.input_ids)

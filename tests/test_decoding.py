@@ -49,7 +49,7 @@ class CharRuleModel(torch.nn.Module):
         table[torch.arange(len(tag_of_token)), torch.tensor(tag_of_token)] = 5.0
         self.table = torch.nn.Parameter(table, requires_grad=False)
 
-    def forward(self, input_ids, attention_mask):
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
         return type("Output", (), {"logits": self.table[input_ids]})()
 
 

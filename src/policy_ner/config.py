@@ -50,6 +50,8 @@ class ModelConfig:
     dropout: float = 0.1
     min_char_count: int = 1
     """Characters seen fewer times than this in the vocabulary sources map to [UNK]."""
+    word_features: bool = False
+    """Feed jieba word-boundary tags (begin/middle/end/single) through the token-type embedding."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 42
+    window_jitter: bool = False
+    """Shift the inner training windows by a random offset each epoch (same text, new positions)."""
     threads: int = 0
     """Torch intra-op threads; 0 means one per available core."""
 

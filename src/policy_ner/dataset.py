@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import datasets
+import torch
 
 from .annotations import Document, Span
+from .lexicon import word_boundaries
 
 IGNORE_INDEX = -100
 
@@ -48,7 +50,8 @@ class EncodedText:
 
     `input_ids[k]` is the k-th token; `token_chars[k]` the character it came from. `units` lists,
     in order, the characters that produced at least one token (the ones that get a tag), and
-    `unit_tokens[u]` the index of the first token of unit u.
+    `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the word-boundary
+    feature of each token's character (all 0 when word features are off).
     """
 
     text: str
@@ -56,11 +59,12 @@ class EncodedText:
     token_chars: list[int]
     units: list[int]
     unit_tokens: list[int]
+    token_types: list[int]
 
 
-def encode_text(text: str, tokenizer) -> EncodedText:
+def encode_text(text: str, tokenizer, word_features: bool = False) -> EncodedText:
     if not text:
-        return EncodedText(text, [], [], [], [])
+        return EncodedText(text, [], [], [], [], [])
     encoding = tokenizer(list(text), is_split_into_words=True, add_special_tokens=False,
                          return_attention_mask=False, return_token_type_ids=False)
     token_chars = encoding.word_ids()
@@ -69,16 +73,25 @@ def encode_text(text: str, tokenizer) -> EncodedText:
         if k == 0 or token_chars[k - 1] != char_index:
             units.append(char_index)
             unit_tokens.append(k)
-    return EncodedText(text, list(encoding["input_ids"]), list(token_chars), units, unit_tokens)
+    if word_features:
+        boundaries = word_boundaries(text)
+        token_types = [boundaries[c] for c in token_chars]
+    else:
+        token_types = [0] * len(token_chars)
+    return EncodedText(text, list(encoding["input_ids"]), list(token_chars), units, unit_tokens, token_types)
 
 
-def plan_windows(n_tokens: int, content_length: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) token ranges of at most `content_length`, consecutive ones sharing `stride`
-    tokens, covering every token. The last window is aligned to the end so it is full."""
+def plan_windows(n_tokens: int, content_length: int, stride: int, shift: int = 0) -> list[tuple[int, int]]:
+    """[start, end) token ranges of at most `content_length`, consecutive ones sharing at least
+    `stride` tokens, covering every token. The last window is aligned to the end so it is full.
+
+    `shift` (0 <= shift < content_length - stride) moves the inner windows right, so training can
+    show the model each passage at other window positions from epoch to epoch.
+    """
     if n_tokens <= content_length:
         return [(0, n_tokens)] if n_tokens else []
     step = content_length - stride
-    starts = list(range(0, n_tokens - content_length, step)) + [n_tokens - content_length]
+    starts = sorted({0, *range(shift or step, n_tokens - content_length, step), n_tokens - content_length})
     return [(s, s + content_length) for s in starts]
 
 
@@ -97,17 +110,61 @@ def with_special_tokens(ids: list[int], tokenizer, fill: int | None = None) -> l
     return [cls] + ids + [sep]
 
 
-def training_dataset(documents: Sequence[Document], tokenizer, tags: Sequence[str],
-                     max_length: int, stride: int) -> datasets.Dataset:
-    """One row per window: input_ids, labels (tag ids, IGNORE_INDEX where untagged), doc_id."""
+@dataclass(frozen=True)
+class TrainingExample:
+    """A whole document as token ids, token types and labels, before windowing."""
+
+    doc_id: str
+    input_ids: list[int]
+    token_types: list[int]
+    labels: list[int]
+
+
+def training_examples(documents: Sequence[Document], tokenizer, tags: Sequence[str],
+                      word_features: bool = False) -> list[TrainingExample]:
     tag_to_id = {tag: i for i, tag in enumerate(tags)}
-    rows = {"input_ids": [], "labels": [], "doc_id": [], "token_start": []}
+    examples = []
     for doc in documents:
-        encoded = encode_text(doc.text, tokenizer)
-        labels = token_labels(encoded, char_tags(doc.text, doc.spans), tag_to_id)
-        for start, end in plan_windows(len(encoded.input_ids), max_length - 2, stride):
-            rows["input_ids"].append(with_special_tokens(encoded.input_ids[start:end], tokenizer))
-            rows["labels"].append(with_special_tokens(labels[start:end], tokenizer, fill=IGNORE_INDEX))
-            rows["doc_id"].append(doc.doc_id)
+        encoded = encode_text(doc.text, tokenizer, word_features)
+        examples.append(TrainingExample(doc.doc_id, encoded.input_ids, encoded.token_types,
+                                        token_labels(encoded, char_tags(doc.text, doc.spans), tag_to_id)))
+    return examples
+
+
+def training_windows(examples: Sequence[TrainingExample], tokenizer, max_length: int, stride: int,
+                     shifts: Sequence[int] | None = None) -> datasets.Dataset:
+    """One row per window: input_ids, token_type_ids, labels (IGNORE_INDEX where untagged), doc_id,
+    token_start. `shifts[i]` moves the inner windows of example i (see `plan_windows`)."""
+    rows = {"input_ids": [], "token_type_ids": [], "labels": [], "doc_id": [], "token_start": []}
+    for i, example in enumerate(examples):
+        shift = shifts[i] if shifts is not None else 0
+        for start, end in plan_windows(len(example.input_ids), max_length - 2, stride, shift):
+            rows["input_ids"].append(with_special_tokens(example.input_ids[start:end], tokenizer))
+            rows["token_type_ids"].append(with_special_tokens(example.token_types[start:end], tokenizer, fill=0))
+            rows["labels"].append(with_special_tokens(example.labels[start:end], tokenizer, fill=IGNORE_INDEX))
+            rows["doc_id"].append(example.doc_id)
             rows["token_start"].append(start)
     return datasets.Dataset.from_dict(rows)
+
+
+def pad_batch(rows: Sequence[Sequence[int]], fill: int) -> torch.Tensor:
+    """A (len(rows), longest row) tensor, each row right-padded with `fill`."""
+    batch = torch.full((len(rows), max(len(r) for r in rows)), fill, dtype=torch.long)
+    for i, row in enumerate(rows):
+        batch[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return batch
+
+
+def model_inputs(input_ids: Sequence[Sequence[int]], token_types: Sequence[Sequence[int]], pad_id: int
+                 ) -> dict[str, torch.Tensor]:
+    """Keyword arguments of a token classifier's forward pass for windows with special tokens."""
+    return {"input_ids": pad_batch(input_ids, pad_id),
+            "attention_mask": pad_batch([[1] * len(row) for row in input_ids], 0),
+            "token_type_ids": pad_batch(token_types, 0)}
+
+
+def training_dataset(documents: Sequence[Document], tokenizer, tags: Sequence[str], max_length: int,
+                     stride: int, word_features: bool = False) -> datasets.Dataset:
+    """Windows of `documents` at the standard positions."""
+    return training_windows(training_examples(documents, tokenizer, tags, word_features), tokenizer,
+                            max_length, stride)

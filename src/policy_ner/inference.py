@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
-from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
+from .dataset import EncodedText, encode_text, model_inputs, plan_windows, spans_from_tags, with_special_tokens
 
 MODEL_SETTINGS_FILE = "policy_ner.json"
 
@@ -76,8 +76,9 @@ class Predictor:
     """Finds entities in raw texts. Offsets index the unmodified input `str`."""
 
     def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
-                 batch_size: int = 16, version: str = ""):
+                 batch_size: int = 16, word_features: bool = False, version: str = ""):
         self.model = model.eval()
+        self.word_features = word_features
         self.tokenizer = tokenizer
         self.tags = list(tags)
         self.max_length = max_length
@@ -95,14 +96,15 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],
-                   batch_size=batch_size, version=settings.get("version", model_dir.name))
+                   batch_size=batch_size, word_features=settings.get("word_features", False),
+                   version=settings.get("version", model_dir.name))
 
     @property
     def labels(self) -> list[str]:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        encoded = [encode_text(text, self.tokenizer) for text in texts]
+        encoded = [encode_text(text, self.tokenizer, self.word_features) for text in texts]
         log_probs = self._token_log_probs(encoded)
         return [self._decode(enc, lp) for enc, lp in zip(encoded, log_probs)]
 
@@ -117,7 +119,8 @@ class Predictor:
         out = [np.zeros((len(enc.input_ids), len(self.tags)), dtype=np.float32) for enc in encoded]
         best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
         for batch in _chunks(windows, self.batch_size):
-            batch_log_probs = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch])
+            batch_log_probs = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch],
+                                              [encoded[d].token_types[s:e] for d, s, e in batch])
             for (doc, start, end), window_log_probs in zip(batch, batch_log_probs):
                 positions = np.arange(start, end)
                 margin = np.minimum(positions - start, end - 1 - positions)
@@ -127,16 +130,11 @@ class Predictor:
         return out
 
     @torch.inference_mode()
-    def _run_model(self, token_windows: list[list[int]]) -> np.ndarray:
-        width = max(len(w) for w in token_windows) + 2
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(token_windows), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, window in enumerate(token_windows):
-            sequence = [self.tokenizer.cls_token_id] + window + [self.tokenizer.sep_token_id]
-            ids[row, :len(sequence)] = torch.tensor(sequence)
-            mask[row, :len(sequence)] = 1
-        logits = self.model(input_ids=ids, attention_mask=mask).logits
+    def _run_model(self, token_windows: list[list[int]], type_windows: list[list[int]]) -> np.ndarray:
+        inputs = model_inputs([with_special_tokens(w, self.tokenizer) for w in token_windows],
+                              [with_special_tokens(t, self.tokenizer, fill=0) for t in type_windows],
+                              self.tokenizer.pad_token_id)
+        logits = self.model(**inputs).logits
         return torch.log_softmax(logits.float(), dim=-1).numpy()
 
     def _decode(self, encoded: EncodedText, token_log_probs: np.ndarray) -> list[Entity]:

@@ -11,7 +11,10 @@ from typing import Iterable, Sequence
 from transformers import AutoModelForTokenClassification, AutoTokenizer, BertConfig, BertForTokenClassification, \
     BertTokenizer
 
+import torch
+
 from .config import SCRATCH, Config
+from .lexicon import BOUNDARY_TYPES
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Always in the vocabulary, so digits, Latin letters and common punctuation never become [UNK]
@@ -56,12 +59,29 @@ def new_model(config: Config, tokenizer, max_length: int):
             num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
             hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
             max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id,
+            type_vocab_size=BOUNDARY_TYPES if m.word_features else 2,
             num_labels=len(tags), id2label=id2label, label2id=label2id,
         )
         return BertForTokenClassification(bert_config)
-    return AutoModelForTokenClassification.from_pretrained(
+    model = AutoModelForTokenClassification.from_pretrained(
         config.model.base, num_labels=len(tags), id2label=id2label, label2id=label2id,
         ignore_mismatched_sizes=True)
+    if config.model.word_features:
+        widen_token_types(model, BOUNDARY_TYPES)
+    return model
+
+
+def widen_token_types(model, size: int) -> None:
+    """Give a pretrained encoder `size` token types, each starting from its type-0 embedding."""
+    embeddings = model.base_model.embeddings.token_type_embeddings
+    if embeddings.num_embeddings >= size:
+        return
+    widened = torch.nn.Embedding(size, embeddings.embedding_dim)
+    with torch.no_grad():
+        widened.weight[:] = embeddings.weight[0]
+        widened.weight[:embeddings.num_embeddings] = embeddings.weight
+    model.base_model.embeddings.token_type_embeddings = widened
+    model.config.type_vocab_size = size
 
 
 def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):

@@ -24,7 +24,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from .annotations import Document, load_documents, resolve_annotation_files
 from .config import Config, DataConfig
-from .dataset import IGNORE_INDEX, training_dataset
+from .dataset import IGNORE_INDEX, TrainingExample, model_inputs, pad_batch, training_examples, training_windows
 from .evaluation import EvaluationResult, PredictedDocument, evaluate
 from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 from .inference import MODEL_SETTINGS_FILE, Predictor, set_threads
@@ -84,11 +84,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit(model, dataset, tokenizer, config: Config, log=print) -> list[EpochRecord]:
-    """Fine-tune `model` in place on the windows of `dataset`; returns the per-epoch record."""
-    t = config.train
+def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print) -> list[EpochRecord]:
+    """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record."""
+    t, w = config.train, config.window
     generator = torch.Generator().manual_seed(t.seed)
-    steps_per_epoch = math.ceil(len(dataset) / t.batch_size)
+    shift_rng = np.random.default_rng(t.seed)
+    step = w.max_length - 2 - w.stride
+    n_windows = len(training_windows(examples, tokenizer, w.max_length, w.stride))
+    steps_per_epoch = math.ceil(n_windows / t.batch_size)
     total_steps = steps_per_epoch * t.epochs
     no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
     groups = [
@@ -99,18 +102,19 @@ def fit(model, dataset, tokenizer, config: Config, log=print) -> list[EpochRecor
     ]
     optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * t.warmup_ratio), total_steps)
-    columns = dataset.to_dict()
-    input_ids, labels = columns["input_ids"], columns["labels"]
     history = []
     model.train()
     for epoch in range(1, t.epochs + 1):
         started, losses = time.perf_counter(), []
-        order = torch.randperm(len(dataset), generator=generator).tolist()
+        shifts = shift_rng.integers(0, step, size=len(examples)).tolist() if t.window_jitter else None
+        columns = training_windows(examples, tokenizer, w.max_length, w.stride, shifts).to_dict()
+        order = torch.randperm(len(columns["input_ids"]), generator=generator).tolist()
         for i in range(0, len(order), t.batch_size):
             batch = order[i:i + t.batch_size]
-            ids, mask, gold = collate([input_ids[j] for j in batch], [labels[j] for j in batch],
-                                      tokenizer.pad_token_id)
-            loss = model(input_ids=ids, attention_mask=mask, labels=gold).loss
+            inputs = model_inputs([columns["input_ids"][j] for j in batch],
+                                  [columns["token_type_ids"][j] for j in batch], tokenizer.pad_token_id)
+            gold = pad_batch([columns["labels"][j] for j in batch], IGNORE_INDEX)
+            loss = model(**inputs, labels=gold).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
             optimizer.step()
@@ -123,19 +127,6 @@ def fit(model, dataset, tokenizer, config: Config, log=print) -> list[EpochRecor
         log(f"epoch {epoch}/{t.epochs}  loss {record.loss:.4f}  {record.seconds:.1f}s")
     model.eval()
     return history
-
-
-def collate(input_ids: list[list[int]], labels: list[list[int]], pad_id: int
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(x) for x in input_ids)
-    ids = torch.full((len(input_ids), width), pad_id, dtype=torch.long)
-    gold = torch.full((len(input_ids), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(input_ids), width), dtype=torch.long)
-    for row, (x, y) in enumerate(zip(input_ids, labels)):
-        ids[row, :len(x)] = torch.tensor(x)
-        gold[row, :len(y)] = torch.tensor(y)
-        mask[row, :len(x)] = 1
-    return ids, mask, gold
 
 
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
@@ -167,17 +158,18 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     vocab_files = [p for pattern in config.data.vocab_sources for p in sorted(root.glob(pattern))]
     vocab_texts = [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in vocab_files]
     tokenizer = load_base_tokenizer(config, vocab_texts)
-    dataset = training_dataset(split.train, tokenizer, config.tags, config.window.max_length, config.window.stride)
+    examples = training_examples(split.train, tokenizer, config.tags, config.model.word_features)
+    n_windows = len(training_windows(examples, tokenizer, config.window.max_length, config.window.stride))
     model = new_model(config, tokenizer, config.window.max_length)
-    log(f"{len(dataset)} training windows; model {config.model.base} "
+    log(f"{n_windows} training windows; model {config.model.base} "
         f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
 
     started = time.perf_counter()
-    history = fit(model, dataset, tokenizer, config, log=log)
+    history = fit(model, examples, tokenizer, config, log=log)
     train_seconds = round(time.perf_counter() - started, 1)
 
     predictor = Predictor(model, tokenizer, config.tags, config.window.max_length, config.window.stride,
-                          version=version)
+                          word_features=config.model.word_features, version=version)
     dev_metrics = (evaluate(split.dev, predict_documents(predictor, split.dev), config.labels)
                    if split.dev else None)
     peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -196,7 +188,7 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
             "vocab_files": len(vocab_files) if is_scratch(config) else 0,
             "train_documents": [d.doc_id for d in split.train],
             "dev_documents": [d.doc_id for d in split.dev],
-            "train_windows": len(dataset),
+            "train_windows": n_windows,
             "train_characters": sum(len(d.text) for d in split.train),
         },
         "training": {
@@ -212,7 +204,8 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
         "config": config.to_dict(),
     }
     settings = {"version": version, "labels": config.labels, "tags": config.tags,
-                "max_length": config.window.max_length, "stride": config.window.stride}
+                "max_length": config.window.max_length, "stride": config.window.stride,
+                "word_features": config.model.word_features}
 
     model_dir = models_dir / version
     with atomic_directory(model_dir) as scratch:
