@@ -295,6 +295,17 @@ def threshold_curve(matches: Sequence[Match], gold_total: int,
     return curve
 
 
+FEW_DOCUMENTS = 10
+
+
+def bootstrap_note(n_documents: int) -> str:
+    """A warning for reports whose intervals rest on very few documents ('' when there are enough)."""
+    if n_documents >= FEW_DOCUMENTS:
+        return ""
+    return (f"only {n_documents} document(s): intervals from resampling so few documents understate the "
+            f"uncertainty (with one document they have no width at all)")
+
+
 @dataclass(frozen=True)
 class Interval:
     low: float
