@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="compare versions (model directories or prediction files) "
                                                   "on the same gold documents")
-    compare.add_argument("systems", nargs="+", type=Path, metavar="A B [C ...]",
-                         help="model directories or prediction JSONL files; the first is the baseline")
+    compare.add_argument("systems", nargs="+", type=Path, metavar="VERSION",
+                         help="two or more model directories or prediction JSONL files (A B [C ...]); "
+                              "the first is the baseline")
     compare.add_argument("--on", nargs="+", type=Path, required=True, metavar="EXPORT.json", dest="exports",
                          help="gold Label Studio export(s)")
     compare.add_argument("--output", type=Path, help="report folder (default eval/compare-<A>-vs-<B>/)")
