@@ -1,4 +1,5 @@
-# policy-ner: `make setup` then `make test`; `make train`, `make eval`, `make predict` for the loop.
+# policy-ner: `make setup` then `make test`; `make train`, `make eval`, `make predict` for the loop;
+# `make compare A=... B=...` and `make models` to compare and list versions.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -7,8 +8,13 @@ CONFIG ?= configs/default.yaml
 MODEL ?= $(shell ls -1d models/*/ 2>/dev/null | sort | tail -n 1 | sed 's:/$$::')
 INPUT ?= data/raw
 PYTEST_ARGS ?=
+# compare: A (baseline) and B are model directories or prediction files; ON the gold exports.
+A ?=
+B ?=
+ON ?= annotations/*.json
+SPLIT ?= all
 
-.PHONY: setup test train eval predict validate stats manifest clean help
+.PHONY: setup browser test train eval predict compare models validate stats manifest clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -16,14 +22,23 @@ help:
 	@echo "make train     train CONFIG=$(CONFIG) on all exports in annotations/"
 	@echo "make eval      evaluate MODEL (default: newest in models/) on its dev documents"
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
+	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
+	@echo "make models    list the versions in models/ from their model cards"
+	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(BIN)/python
+setup: $(BIN)/python browser
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	$(BIN)/policy-ner --help > /dev/null
+
+# The HTML report tests open the reports in Debian's chromium; installed here when missing and root.
+browser:
+	@command -v chromium > /dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: run 'sudo make browser' (or set POLICY_NER_SKIP_BROWSER=1 to skip the browser tests)" >&2; fi; }
 
 test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -38,6 +53,13 @@ eval:
 predict:
 	@test -n "$(MODEL)" || { echo "no model in models/: run make train first" >&2; exit 1; }
 	$(BIN)/policy-ner predict $(MODEL) $(INPUT) --output predictions/$(notdir $(MODEL)).jsonl
+
+compare:
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=models/<v1> B=models/<v2> [ON=export.json] [SPLIT=dev]" >&2; exit 1; }
+	$(BIN)/policy-ner compare $(A) $(B) --on $(ON) --split $(SPLIT)
+
+models:
+	$(BIN)/policy-ner models list
 
 validate:
 	$(BIN)/policy-ner annotations validate annotations/*.json

@@ -58,3 +58,29 @@ def tiny_model(tiny_project) -> Path:
                  "--version", "tiny-v1"])
     assert code == 0
     return tiny_project / "models" / "tiny-v1"
+
+
+@pytest.fixture(scope="session")
+def tiny_predictions(tiny_model, tiny_project) -> Path:
+    """The tiny model's predictions on all five documents, saved as a prediction JSONL file."""
+    from policy_ner.annotations import load_documents
+    from policy_ner.inference import Predictor, prediction_record
+
+    docs = load_documents([tiny_project / "annotations" / "tiny.json"], LABELS)
+    found = Predictor.from_pretrained(tiny_model).predict([d.text for d in docs])
+    path = tiny_project / "predictions" / "tiny-v1.jsonl"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(json.dumps(prediction_record(d.doc_id, d.text, e), ensure_ascii=False) + "\n"
+                            for d, e in zip(docs, found)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tiny_model, tiny_project, tmp_path_factory) -> Path:
+    """`policy-ner evaluate` of the tiny model on all five documents: the report folder."""
+    from policy_ner.cli import main
+
+    output = tmp_path_factory.mktemp("reports") / "tiny-v1"
+    assert main(["evaluate", str(tiny_model), str(tiny_project / "annotations" / "tiny.json"), "--output",
+                 str(output), "--samples", "200", "--seed", "3"]) == 0
+    return output

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
-from .annotations import AnnotationError, Span, compute_stats, load_documents, read_exports
+from .annotations import AnnotationError, compute_stats, load_documents, read_exports
+from .comparison import compare_systems, open_source, select_documents, source_predictions, unique_names
 from .config import ConfigError, load_config
 from .corpus import verify_manifest
-from .evaluation import EvaluationInputError, PredictedDocument, evaluate
-from .files import atomic_write_text
-from .inference import Predictor, prediction_record, read_predictions, read_text_inputs
+from .evaluation import EvaluationInputError, build_report
+from .files import atomic_write_text, sha256_file
 from .labelstudio import labeling_config
-from .reporting import scores_table, write_evaluation
+from .registry import list_models, models_table
+from .reporting import scores_table, write_comparison, write_evaluation
 
 DEFAULT_CONFIG = "configs/default.yaml"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return args.handler(args)
     except (AnnotationError, ConfigError, EvaluationInputError, FileNotFoundError, FileExistsError,
@@ -61,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", type=Path, help="where training/<version>/ goes (default ROOT/training)")
     train.set_defaults(handler=cmd_train)
 
-    evaluate_cmd = commands.add_parser("evaluate", help="score a model or a prediction file against gold exports")
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="score a model or a prediction file against gold exports; writes report.{json,md,html}")
     evaluate_cmd.add_argument("model", type=Path, metavar="MODEL_DIR_OR_PREDICTIONS_JSONL")
     evaluate_cmd.add_argument("exports", nargs="+", type=Path, metavar="EXPORT.json")
     evaluate_cmd.add_argument("--output", type=Path, help="report folder (default eval/<model version>/)")
@@ -69,7 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
                               help="score only the model's dev or train documents (from its model card)")
     evaluate_cmd.add_argument("--config", default=DEFAULT_CONFIG,
                               help="label set when scoring a prediction file")
+    _bootstrap_options(evaluate_cmd)
     evaluate_cmd.set_defaults(handler=cmd_evaluate)
+
+    compare = commands.add_parser("compare", help="compare versions (model directories or prediction files) "
+                                                  "on the same gold documents")
+    compare.add_argument("systems", nargs="+", type=Path, metavar="VERSION",
+                         help="two or more model directories or prediction JSONL files (A B [C ...]); "
+                              "the first is the baseline")
+    compare.add_argument("--on", nargs="+", type=Path, required=True, metavar="EXPORT.json", dest="exports",
+                         help="gold Label Studio export(s)")
+    compare.add_argument("--output", type=Path, help="report folder (default eval/compare-<A>-vs-<B>/)")
+    compare.add_argument("--split", choices=("all", "dev", "train"), default="all",
+                         help="only documents every model directory lists under this split in its card")
+    compare.add_argument("--config", default=DEFAULT_CONFIG, help="label set when only prediction files are given")
+    _bootstrap_options(compare)
+    compare.set_defaults(handler=cmd_compare)
+
+    models = commands.add_parser("models", help="the model registry")
+    models_commands = models.add_subparsers(required=True, metavar="ACTION")
+    models_list = models_commands.add_parser("list", help="every version in models/ with its card's facts")
+    models_list.add_argument("--models-dir", type=Path, default=Path("models"))
+    models_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    models_list.set_defaults(handler=cmd_models_list)
 
     predict = commands.add_parser("predict", help="find entities in .txt files or folders of them")
     predict.add_argument("model", type=Path, metavar="MODEL_DIR")
@@ -84,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("manifest", type=Path, nargs="?", default=Path("data/manifest.csv"))
     verify.set_defaults(handler=cmd_data_verify)
     return parser
+
+
+def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
 
 def cmd_validate(args) -> int:
@@ -148,42 +181,85 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from .training import predict_documents, read_model_card
+def _run_context(args, exports) -> dict:
+    return {"gold_files": [{"path": str(p), "sha256": sha256_file(p)} for p in exports],
+            "split": args.split, "command": shlex.join(["policy-ner", *args.argv]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "bootstrap": {"samples": args.samples, "seed": args.seed}}
 
-    if args.model.is_dir():
-        predictor = Predictor.from_pretrained(args.model)
-        labels, version = predictor.labels, predictor.version
-        card = read_model_card(args.model)
-    else:
-        predictor, card = None, {}
-        labels, version = load_config(args.config).labels, args.model.stem
-    gold = load_documents(args.exports, labels)
-    if args.split != "all":
-        if not card:
-            raise ValueError("--split needs a model directory with a model card")
-        wanted = set(card["data"][f"{args.split}_documents"])
-        gold = [doc for doc in gold if doc.doc_id in wanted]
-        if not gold:
-            raise ValueError(f"none of the model's {args.split} documents are in {', '.join(map(str, args.exports))}")
-    if predictor is not None:
-        predicted = predict_documents(predictor, gold)
-    else:
-        predicted = {r["doc_id"]: PredictedDocument(r["doc_id"], r["text"], tuple(
-            Span(e["start"], e["end"], e["label"]) for e in r["entities"])) for r in read_predictions(args.model)}
-    result = evaluate(gold, predicted, labels)
-    output = args.output or Path("eval") / version
-    context = {"model": version, "base_model": card.get("base_model"), "split": args.split,
-               "gold_files": [str(p) for p in args.exports],
-               "command": "policy-ner " + " ".join(sys.argv[1:])}
-    paths = write_evaluation(result, output, context)
+
+def cmd_evaluate(args) -> int:
+    source = open_source(args.model)
+    labels = source.labels or load_config(args.config).labels
+    gold = select_documents(load_documents(args.exports, labels), args.split, [source])
+    context = {"model": source.name, "source": source.path, **_run_context(args, args.exports),
+               "documents": len(gold), "base_model": (source.card or {}).get("base_model"),
+               "model_card": source.card}
+    report = build_report(gold, source_predictions(source, gold), labels, samples=args.samples, seed=args.seed,
+                          context=context)
+    paths = write_evaluation(report, args.output or Path("eval") / source.name)
+    result = report.result
     print(scores_table(result))
-    print(f"\nseqeval default-mode micro F1 (diagnostic): {result.default_mode_micro_f1:.3f}")
-    print(f"wrote {', '.join(map(str, paths))}")
+    micro = report.intervals["micro avg"]["f1"]
+    print(f"\nmicro F1 {result.micro.f1:.3f}, 95% bootstrap interval [{micro.low:.3f}, {micro.high:.3f}] "
+          f"over {result.documents} documents")
+    if report.bootstrap["note"]:
+        print(f"warning: {report.bootstrap['note']}")
+    print(f"seqeval default-mode micro F1 (diagnostic): {result.default_mode_micro_f1:.3f}")
+    print(f"partial-match (SemEval-2013) F1: " + ", ".join(
+        f"{schema} {rows['overall'].f1:.3f}" for schema, rows in report.partial.items()))
+    print(f"wrote {', '.join(str(p) for p in paths if p.suffix != '.png')}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    sources = [open_source(path) for path in args.systems]
+    if len(sources) < 2:
+        raise ValueError("compare needs at least two versions (A B [C ...])")
+    label_sets = {tuple(s.labels) for s in sources if s.labels}
+    if len(label_sets) > 1:
+        raise ValueError("the models have different label sets: "
+                         + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels))
+    labels = list(label_sets.pop()) if label_sets else load_config(args.config).labels
+    gold = select_documents(load_documents(args.exports, labels), args.split, sources)
+    names = unique_names([s.name for s in sources])
+    systems = {}
+    for name, source in zip(names, sources):
+        systems[name] = source_predictions(source, gold)
+    context = {"model": " vs ".join(names), **_run_context(args, args.exports), "documents": len(gold)}
+    comparison = compare_systems(gold, systems, labels, sources=sources, samples=args.samples, seed=args.seed,
+                                 context=context)
+    paths = write_comparison(comparison, args.output or Path("eval") / ("compare-" + "-vs-".join(names)))
+    baseline = names[0]
+    print(f"{len(gold)} documents; baseline {baseline}")
+    if comparison.bootstrap["note"]:
+        print(f"warning: {comparison.bootstrap['note']}")
+    for name in names[1:]:
+        print(f"\n{name} minus {baseline} (strict F1, 95% paired bootstrap interval):")
+        for row, by_metric in comparison.deltas[name].items():
+            d = by_metric["f1"]
+            print(f"  {row:<20} {d['a']:.3f} -> {d['b']:.3f}  delta {d['delta']:+.3f} "
+                  f"[{d['low']:+.3f}, {d['high']:+.3f}]{'  (excludes 0)' if d['excludes_zero'] else ''}")
+    print(f"\n{len(comparison.documents)} document(s), {len(comparison.disagreements)} entities where the "
+          f"versions disagree")
+    print(f"wrote {', '.join(str(p) for p in paths if p.suffix != '.png')}")
+    return 0
+
+
+def cmd_models_list(args) -> int:
+    entries = list_models(args.models_dir)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=2))
+    elif not entries:
+        print(f"no model versions in {args.models_dir}")
+    else:
+        print(models_table(entries))
     return 0
 
 
 def cmd_predict(args) -> int:
+    from .inference import Predictor, prediction_record, read_text_inputs
+
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size)
     documents = list(read_text_inputs(args.inputs))
     lines, entity_count = [], 0

@@ -50,6 +50,33 @@ class PredictedDocument:
     doc_id: str
     text: str
     spans: tuple[Span, ...]
+    scores: tuple[float, ...] | None = None
+    """Entity scores parallel to `spans` (None when the predictions carry none)."""
+
+
+def predicted_documents(records: Sequence[Mapping], source: str = "predictions") -> dict[str, PredictedDocument]:
+    """Prediction records (`{"doc_id", "text", "entities": [{"label", "start", "end", "score"?}]}`,
+    as `inference.read_predictions` returns them) -> `PredictedDocument`s by doc id.
+
+    A doc id given twice, or entities that overlap, are errors naming `source` and the doc id.
+    Scores are kept only when every entity of the file has one.
+    """
+    documents: dict[str, PredictedDocument] = {}
+    with_scores = all("score" in e for r in records for e in r.get("entities", []))
+    for record in records:
+        doc_id = record["doc_id"]
+        if doc_id in documents:
+            raise EvaluationInputError(f"{source}: doc {doc_id} appears more than once")
+        entities = sorted(record.get("entities", []), key=lambda e: (e["start"], e["end"]))
+        for before, after in zip(entities, entities[1:]):
+            if after["start"] < before["end"]:
+                raise EvaluationInputError(
+                    f"{source}: doc {doc_id}: entities {before['start']}:{before['end']} and "
+                    f"{after['start']}:{after['end']} overlap")
+        documents[doc_id] = PredictedDocument(
+            doc_id, record["text"], tuple(Span(e["start"], e["end"], e["label"]) for e in entities),
+            tuple(float(e["score"]) for e in entities) if with_scores else None)
+    return documents
 
 
 def align(gold: Sequence[Document], predicted: Mapping[str, PredictedDocument]) -> list[PredictedDocument]:
@@ -106,3 +133,68 @@ def _macro(rows: list[Scores]) -> Scores:
     return Scores(round(sum(r.precision for r in seen) / n, 4), round(sum(r.recall for r in seen) / n, 4),
                   round(sum(r.f1 for r in seen) / n, 4), sum(r.support for r in seen),
                   sum(r.predicted for r in seen))
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything an evaluation report shows; `to_dict()` is `report.json`.
+
+    `result` holds the seqeval figures (strict IOB2 per label, micro, macro, default mode); the rest
+    comes from `metrics`: SemEval-2013 partial-match scores, bootstrap intervals over documents,
+    error taxonomy, confusion, the error list and the score-threshold curve.
+    """
+
+    result: EvaluationResult
+    labels: list[str]
+    partial: dict
+    intervals: dict
+    bootstrap: dict
+    error_counts: dict
+    confusion: dict
+    errors: dict
+    threshold_curve: list | None
+    context: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        result = data.pop("result")
+        return {"context": data.pop("context"), **result, **data}
+
+
+def build_report(gold: Sequence[Document], predicted: Mapping[str, PredictedDocument], labels: Sequence[str], *,
+                 samples: int = 1000, seed: int = 0, confidence: float = 0.95,
+                 context: Mapping | None = None) -> EvaluationReport:
+    """Score `predicted` against `gold` every way the report shows. Refuses (EvaluationInputError)
+    when there is no gold document, a gold document has no prediction, texts differ, or a prediction
+    carries a label outside `labels`."""
+    from . import metrics
+
+    if not gold:
+        raise EvaluationInputError("no gold documents to score")
+    aligned = align(gold, predicted)
+    check_labels(aligned, labels)
+    result = evaluate(gold, predicted, labels)
+    matches = metrics.match_documents(gold, aligned)
+    counts = metrics.document_counts(gold, matches, labels)
+    return EvaluationReport(
+        result=result,
+        labels=list(labels),
+        partial=metrics.partial_match_scores(matches, labels),
+        intervals=metrics.bootstrap_intervals(counts, labels, samples, seed, confidence),
+        bootstrap={"samples": samples, "seed": seed, "confidence": confidence, "unit": "document",
+                   "note": metrics.bootstrap_note(len(gold))},
+        error_counts=metrics.error_counts(matches, labels),
+        confusion=metrics.confusion(matches, labels),
+        errors=metrics.error_list(matches, {doc.doc_id: doc.text for doc in gold}, labels),
+        threshold_curve=metrics.threshold_curve(matches, int(counts[..., 2].sum())),
+        context=dict(context or {}),
+    )
+
+
+def check_labels(aligned: Sequence[PredictedDocument], labels: Sequence[str]) -> None:
+    known = set(labels)
+    for pred in aligned:
+        for span in pred.spans:
+            if span.label not in known:
+                raise EvaluationInputError(f"doc {pred.doc_id}: predicted label {span.label!r} at "
+                                           f"{span.start}:{span.end} is not one of {', '.join(labels)}")

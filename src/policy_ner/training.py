@@ -131,7 +131,8 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
 
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
     entities = predictor.predict([d.text for d in documents])
-    return {doc.doc_id: PredictedDocument(doc.doc_id, doc.text, tuple(e.as_span() for e in found))
+    return {doc.doc_id: PredictedDocument(doc.doc_id, doc.text, tuple(e.as_span() for e in found),
+                                          tuple(e.score for e in found))
             for doc, found in zip(documents, entities)}
 
 

@@ -1,0 +1,83 @@
+"""The model registry: every version in `models/`, described from its model card alone (no weights
+are loaded)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CARD_FILE = "model_card.json"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    version: str
+    path: str
+    created: str | None = None
+    base_model: str | None = None
+    data_files: tuple[str, ...] = ()
+    """`path (sha256 prefix)` of each training annotation file."""
+    train_documents: int = 0
+    dev_documents: int = 0
+    training_seconds: float | None = None
+    dev_micro_precision: float | None = None
+    dev_micro_recall: float | None = None
+    dev_micro_f1: float | None = None
+    dev_macro_f1: float | None = None
+    problem: str = ""
+    """Why the card could not be read (the folder is still listed)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def entry_from_card(card: dict, path: str) -> ModelEntry:
+    data, training, dev = card.get("data", {}), card.get("training", {}), card.get("dev_metrics") or {}
+    micro, macro = dev.get("micro", {}), dev.get("macro", {})
+    return ModelEntry(
+        version=card.get("version", Path(path).name), path=path, created=card.get("created"),
+        base_model=card.get("base_model"),
+        data_files=tuple(f"{f['path']} ({f['sha256'][:12]})" for f in data.get("annotation_files", [])),
+        train_documents=len(data.get("train_documents", [])), dev_documents=len(data.get("dev_documents", [])),
+        training_seconds=training.get("seconds"),
+        dev_micro_precision=micro.get("precision"), dev_micro_recall=micro.get("recall"),
+        dev_micro_f1=micro.get("f1"), dev_macro_f1=macro.get("f1"))
+
+
+def list_models(models_dir: str | Path = "models") -> list[ModelEntry]:
+    """One entry per folder in `models_dir` (hidden and partial folders skipped), oldest first.
+    A folder without a readable card is listed with `problem` set, never skipped silently."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise FileNotFoundError(f"{models_dir}: no such models folder")
+    entries = []
+    for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        card_path = folder / CARD_FILE
+        if not card_path.is_file():
+            entries.append(ModelEntry(folder.name, str(folder), problem=f"no {CARD_FILE}"))
+            continue
+        try:
+            entries.append(entry_from_card(json.loads(card_path.read_text(encoding="utf-8")), str(folder)))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            entries.append(ModelEntry(folder.name, str(folder), problem=f"{card_path}: unreadable ({exc})"))
+    return sorted(entries, key=lambda e: (e.created or "", e.version))
+
+
+def models_table(entries: list[ModelEntry]) -> str:
+    """A Markdown table of the registry, one row per version."""
+    def num(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = ["| version | created | base model | training data | train/dev docs | training s | "
+             "dev P | dev R | dev micro F1 | dev macro F1 |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for e in entries:
+        if e.problem:
+            lines.append(f"| {e.version} | {e.problem} | | | | | | | | |")
+            continue
+        lines.append(f"| {e.version} | {e.created or '-'} | {e.base_model} | {'; '.join(e.data_files)} | "
+                     f"{e.train_documents}/{e.dev_documents} | {num(e.training_seconds, 1)} | "
+                     f"{num(e.dev_micro_precision)} | {num(e.dev_micro_recall)} | {num(e.dev_micro_f1)} | "
+                     f"{num(e.dev_macro_f1)} |")
+    return "\n".join(lines)
