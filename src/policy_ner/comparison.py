@@ -5,7 +5,6 @@ paired bootstrap intervals, and the documents and entities on which the systems 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -14,9 +13,7 @@ from . import metrics
 from .annotations import Document, Span
 from .evaluation import (EvaluationInputError, PredictedDocument, align, check_labels, evaluate,
                          predicted_documents)
-
-SETTINGS_FILE = "policy_ner.json"  # same as inference.MODEL_SETTINGS_FILE, without importing torch
-CARD_FILE = "model_card.json"
+from .registry import MODEL_CARD_FILE, read_model_card, read_model_settings
 
 
 @dataclass(frozen=True)
@@ -36,12 +33,8 @@ def open_source(path: str | Path) -> SystemSource:
     """Describe `path` without loading any weights; errors name the path."""
     path = Path(path)
     if path.is_dir():
-        settings_path = path / SETTINGS_FILE
-        if not settings_path.is_file():
-            raise FileNotFoundError(f"{path}: not a policy-ner model directory (no {SETTINGS_FILE})")
-        settings = json.loads(settings_path.read_text(encoding="utf-8"))
-        card_path = path / CARD_FILE
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else None
+        settings = read_model_settings(path)
+        card = read_model_card(path) if (path / MODEL_CARD_FILE).is_file() else None
         return SystemSource(settings.get("version", path.name), str(path), "model", list(settings["labels"]), card)
     if path.is_file():
         return SystemSource(path.name.removesuffix(".jsonl"), str(path), "predictions")

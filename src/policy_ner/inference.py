@@ -21,8 +21,8 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
 from .dataset import EncodedText, encode_text, model_inputs, plan_windows, spans_from_tags, with_special_tokens
+from .registry import read_model_settings
 
-MODEL_SETTINGS_FILE = "policy_ner.json"
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,7 @@ class Predictor:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16) -> "Predictor":
         model_dir = Path(model_dir)
-        settings_path = model_dir / MODEL_SETTINGS_FILE
-        if not settings_path.is_file():
-            raise FileNotFoundError(f"{model_dir}: not a policy-ner model directory (no {MODEL_SETTINGS_FILE})")
-        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        settings = read_model_settings(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],

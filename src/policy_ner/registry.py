@@ -7,7 +7,25 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-CARD_FILE = "model_card.json"
+MODEL_CARD_FILE = "model_card.json"
+MODEL_SETTINGS_FILE = "policy_ner.json"
+"""What inference needs besides weights and tokenizer: tags, window settings, feature switches."""
+
+
+def read_json_file(model_dir: str | Path, name: str) -> dict:
+    """One of a model directory's JSON files; a missing one is an error naming the folder."""
+    path = Path(model_dir) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a policy-ner model directory (no {name})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_model_card(model_dir: str | Path) -> dict:
+    return read_json_file(model_dir, MODEL_CARD_FILE)
+
+
+def read_model_settings(model_dir: str | Path) -> dict:
+    return read_json_file(model_dir, MODEL_SETTINGS_FILE)
 
 
 @dataclass(frozen=True)
@@ -53,9 +71,9 @@ def list_models(models_dir: str | Path = "models") -> list[ModelEntry]:
         raise FileNotFoundError(f"{models_dir}: no such models folder")
     entries = []
     for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        card_path = folder / CARD_FILE
+        card_path = folder / MODEL_CARD_FILE
         if not card_path.is_file():
-            entries.append(ModelEntry(folder.name, str(folder), problem=f"no {CARD_FILE}"))
+            entries.append(ModelEntry(folder.name, str(folder), problem=f"no {MODEL_CARD_FILE}"))
             continue
         try:
             entries.append(entry_from_card(json.loads(card_path.read_text(encoding="utf-8")), str(folder)))

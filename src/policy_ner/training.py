@@ -27,11 +27,10 @@ from .config import Config, DataConfig
 from .dataset import IGNORE_INDEX, TrainingExample, model_inputs, pad_batch, training_examples, training_windows
 from .evaluation import EvaluationResult, PredictedDocument, evaluate
 from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
-from .inference import MODEL_SETTINGS_FILE, Predictor, set_threads
+from .inference import Predictor, set_threads
+from .registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, read_model_card
 from .modeling import is_scratch, load_base_tokenizer, new_model
 from .reporting import model_card_markdown
-
-MODEL_CARD_FILE = "model_card.json"
 
 
 @dataclass(frozen=True)
@@ -246,10 +245,3 @@ def _relative(path: Path, root: Path) -> str:
         return str(Path(path).resolve().relative_to(Path(root).resolve()))
     except ValueError:
         return str(path)
-
-
-def read_model_card(model_dir: str | Path) -> dict:
-    path = Path(model_dir) / MODEL_CARD_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_dir}: no {MODEL_CARD_FILE}")
-    return json.loads(path.read_text(encoding="utf-8"))
