@@ -65,6 +65,15 @@ def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
     assert whole == [b_org] + [i_org] * 7
 
 
+def test_count_windows_matches_the_windows_built():
+    from policy_ner.dataset import count_windows, training_examples, training_windows
+
+    docs = load_documents([CORPUS_EXPORT], LABELS)[:5]
+    tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
+    examples = training_examples(docs, tokenizer, TAGS)
+    assert count_windows(examples, 64, 16) == len(training_windows(examples, tokenizer, 64, 16)) > 5
+
+
 def test_shifted_windows_start_elsewhere():
     assert [s for s, _ in plan_windows(100, 30, 8)] == [0, 22, 44, 66, 70]
     assert [s for s, _ in plan_windows(100, 30, 8, shift=5)] == [0, 5, 27, 49, 70]

@@ -131,6 +131,11 @@ def training_examples(documents: Sequence[Document], tokenizer, tags: Sequence[s
     return examples
 
 
+def count_windows(examples: Sequence[TrainingExample], max_length: int, stride: int) -> int:
+    """How many windows `training_windows` makes at the standard positions."""
+    return sum(len(plan_windows(len(e.input_ids), max_length - 2, stride)) for e in examples)
+
+
 def training_windows(examples: Sequence[TrainingExample], tokenizer, max_length: int, stride: int,
                      shifts: Sequence[int] | None = None) -> datasets.Dataset:
     """One row per window: input_ids, token_type_ids, labels (IGNORE_INDEX where untagged), doc_id,

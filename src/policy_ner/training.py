@@ -24,7 +24,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from .annotations import Document, load_documents, resolve_annotation_files
 from .config import Config, DataConfig
-from .dataset import IGNORE_INDEX, TrainingExample, model_inputs, pad_batch, training_examples, training_windows
+from .dataset import (IGNORE_INDEX, TrainingExample, count_windows, model_inputs, pad_batch, training_examples,
+                      training_windows)
 from .evaluation import EvaluationResult, PredictedDocument, evaluate
 from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 from .inference import Predictor, set_threads
@@ -89,8 +90,7 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
     generator = torch.Generator().manual_seed(t.seed)
     shift_rng = np.random.default_rng(t.seed)
     step = w.max_length - 2 - w.stride
-    n_windows = len(training_windows(examples, tokenizer, w.max_length, w.stride))
-    steps_per_epoch = math.ceil(n_windows / t.batch_size)
+    steps_per_epoch = math.ceil(count_windows(examples, w.max_length, w.stride) / t.batch_size)
     total_steps = steps_per_epoch * t.epochs
     no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
     groups = [
@@ -159,7 +159,7 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     vocab_texts = [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in vocab_files]
     tokenizer = load_base_tokenizer(config, vocab_texts)
     examples = training_examples(split.train, tokenizer, config.tags, config.model.word_features)
-    n_windows = len(training_windows(examples, tokenizer, config.window.max_length, config.window.stride))
+    n_windows = count_windows(examples, config.window.max_length, config.window.stride)
     model = new_model(config, tokenizer, config.window.max_length)
     log(f"{n_windows} training windows; model {config.model.base} "
         f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
