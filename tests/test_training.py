@@ -135,7 +135,7 @@ def test_a_local_hugging_face_directory_is_a_base_model(tiny_model, tiny_project
     from policy_ner.config import config_from_dict
     from policy_ner.training import train
 
-    raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "word_features": True},
+    raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "word_features": "jieba"},
            "train": {**TINY_CONFIG["train"], "epochs": 2, "learning_rate": 1e-4}}
     result = train(config_from_dict(raw), root=tiny_project, version="from-local", log=lambda _: None)
     card = read_model_card(result.model_dir)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from .annotations import AnnotationError, compute_stats, load_documents, read_exports
+from .annotations import AnnotationError, compute_stats, load_documents, read_exports, resolve_annotation_files
 from .comparison import compare_systems, open_source, select_documents, source_predictions, unique_names
 from .config import ConfigError, load_config
 from .corpus import verify_manifest
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--models-dir", type=Path, help="where models/<version>/ goes (default ROOT/models)")
     train.add_argument("--runs-dir", type=Path, help="where training/<version>/ goes (default ROOT/training)")
     train.set_defaults(handler=cmd_train)
+
+    cv = commands.add_parser("cv", help="k-fold cross-validation by document: the config's model and the "
+                                         "baselines, strict and overlap F1 as mean ± std over folds")
+    cv.add_argument("config", type=Path)
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--seed", type=int, default=13, help="salt of the fold assignment's tie-break")
+    cv.add_argument("--baselines", default="wordlist,crf,lac",
+                    help="comma-separated baselines to score on the same folds (wordlist, crf, lac; '' for none)")
+    cv.add_argument("--no-model", action="store_true", help="score the baselines only")
+    cv.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
+    cv.add_argument("--output", type=Path, help="folder for cv.md, cv.json and predictions (default eval/cv-<name>/)")
+    cv.set_defaults(handler=cmd_cv)
 
     evaluate_cmd = commands.add_parser(
         "evaluate", help="score a model or a prediction file against gold exports; writes report.{json,md,html}")
@@ -178,6 +190,33 @@ def cmd_train(args) -> int:
         print(f"\ndev metrics ({len(result.split.dev)} documents, strict entity level):")
         print(scores_table(result.dev_metrics))
     print(f"\nmodel: {result.model_dir}")
+    return 0
+
+
+def cmd_cv(args) -> int:
+    from .cv import cross_validate, systems_for, write_cross_validation
+
+    config = load_config(args.config)
+    documents = load_documents(resolve_annotation_files(config.data.annotations, args.root), config.labels)
+    baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
+    vocab_texts = []
+    if not args.no_model:
+        from .inference import set_threads
+        from .training import vocabulary_texts
+
+        set_threads(config.train.threads)
+        vocab_texts = vocabulary_texts(config, documents, args.root)[0]
+    systems = systems_for(config, vocab_texts, baselines, include_model=not args.no_model,
+                          log=lambda m: print(m, flush=True))
+    cv = cross_validate(documents, config.labels, systems, k=args.folds, seed=args.seed,
+                        log=lambda m: print(m, flush=True))
+    output = args.output or Path("eval") / f"cv-{config.name}"
+    title = f"{args.folds}-fold cross-validation: {config.name}"
+    names = {"model": f"model ({config.name})"}
+    paths = write_cross_validation(cv, output, title, shlex.join(["policy-ner", *args.argv]), names)
+    print()
+    print(paths[1].read_text(encoding="utf-8"))
+    print(f"wrote {', '.join(str(p) for p in paths[:2])} and {len(paths) - 2} prediction file(s)")
     return 0
 
 

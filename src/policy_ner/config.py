@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .lexicon import WORD_FEATURES
+
 SCRATCH = "scratch"
 """`model.base` value that builds a small BERT from a config instead of loading weights."""
 
@@ -50,8 +52,14 @@ class ModelConfig:
     dropout: float = 0.1
     min_char_count: int = 1
     """Characters seen fewer times than this in the vocabulary sources map to [UNK]."""
-    word_features: bool = False
-    """Feed jieba word-boundary tags (begin/middle/end/single) through the token-type embedding."""
+    conv_layers: int = 0
+    """Residual convolutions between the encoder and the classifier (local n-gram detectors)."""
+    conv_kernel: int = 3
+    crf: bool = False
+    """A linear-chain CRF over the tags (IOB2-constrained) instead of a softmax per character."""
+    word_features: str = "none"
+    """Per-character lexical features through the token-type embedding: `none`, `jieba` (word
+    boundaries) or `lac` (LAC part-of-speech and entity tags); see lexicon.py."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,10 @@ class TrainConfig:
     """Shift the inner training windows by a random offset each epoch (same text, new positions)."""
     threads: int = 0
     """Torch intra-op threads; 0 means one per available core."""
+    augment_copies: int = 0
+    """Mention-replaced copies of each training document added to the training set (augment.py)."""
+    augment_probability: float = 0.5
+    """Chance that each mention in a copy is replaced by another training mention of its label."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,10 @@ def _check(config: Config, source: str) -> None:
     if not 0 <= window.stride <= (window.max_length - 2) // 2:
         problems.append("window.stride must be between 0 and half the window's content length "
                         f"({(window.max_length - 2) // 2} for max_length {window.max_length})")
+    if config.model.word_features not in WORD_FEATURES:
+        problems.append(f"model.word_features must be one of {', '.join(WORD_FEATURES)}")
+    if config.model.conv_layers < 0 or config.model.conv_kernel < 1 or config.model.conv_kernel % 2 == 0:
+        problems.append("model.conv_layers must be >= 0 and model.conv_kernel a positive odd number")
     if config.model.hidden_size % config.model.num_heads:
         problems.append("model.hidden_size must be divisible by model.num_heads")
     for key in ("epochs", "batch_size"):

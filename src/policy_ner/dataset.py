@@ -15,7 +15,7 @@ import datasets
 import torch
 
 from .annotations import Document, Span
-from .lexicon import word_boundaries
+from .lexicon import char_features
 
 IGNORE_INDEX = -100
 
@@ -50,8 +50,8 @@ class EncodedText:
 
     `input_ids[k]` is the k-th token; `token_chars[k]` the character it came from. `units` lists,
     in order, the characters that produced at least one token (the ones that get a tag), and
-    `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the word-boundary
-    feature of each token's character (all 0 when word features are off).
+    `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the lexical
+    feature of each token's character (lexicon.py; all 0 when word features are off).
     """
 
     text: str
@@ -62,7 +62,7 @@ class EncodedText:
     token_types: list[int]
 
 
-def encode_text(text: str, tokenizer, word_features: bool = False) -> EncodedText:
+def encode_text(text: str, tokenizer, word_features: str | bool = "none") -> EncodedText:
     if not text:
         return EncodedText(text, [], [], [], [], [])
     encoding = tokenizer(list(text), is_split_into_words=True, add_special_tokens=False,
@@ -73,11 +73,8 @@ def encode_text(text: str, tokenizer, word_features: bool = False) -> EncodedTex
         if k == 0 or token_chars[k - 1] != char_index:
             units.append(char_index)
             unit_tokens.append(k)
-    if word_features:
-        boundaries = word_boundaries(text)
-        token_types = [boundaries[c] for c in token_chars]
-    else:
-        token_types = [0] * len(token_chars)
+    features = char_features(text, word_features)
+    token_types = [features[c] for c in token_chars]
     return EncodedText(text, list(encoding["input_ids"]), list(token_chars), units, unit_tokens, token_types)
 
 
@@ -121,7 +118,7 @@ class TrainingExample:
 
 
 def training_examples(documents: Sequence[Document], tokenizer, tags: Sequence[str],
-                      word_features: bool = False) -> list[TrainingExample]:
+                      word_features: str | bool = "none") -> list[TrainingExample]:
     tag_to_id = {tag: i for i, tag in enumerate(tags)}
     examples = []
     for doc in documents:
@@ -169,7 +166,7 @@ def model_inputs(input_ids: Sequence[Sequence[int]], token_types: Sequence[Seque
 
 
 def training_dataset(documents: Sequence[Document], tokenizer, tags: Sequence[str], max_length: int,
-                     stride: int, word_features: bool = False) -> datasets.Dataset:
+                     stride: int, word_features: str | bool = "none") -> datasets.Dataset:
     """Windows of `documents` at the standard positions."""
     return training_windows(training_examples(documents, tokenizer, tags, word_features), tokenizer,
                             max_length, stride)

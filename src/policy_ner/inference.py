@@ -20,6 +20,8 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
+from .lexicon import feature_kind
+from .modeling import crf_parameters, iob2_transitions
 from .dataset import EncodedText, encode_text, model_inputs, plan_windows, spans_from_tags, with_special_tokens
 from .registry import read_model_settings
 
@@ -40,32 +42,23 @@ class Entity:
         return Span(self.start, self.end, self.label)
 
 
-def transition_mask(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(allowed[prev, next], allowed_first[tag]) for IOB2: `I-X` only after `B-X` or `I-X`."""
-    n = len(tags)
-    allowed = np.ones((n, n), dtype=bool)
-    allowed_first = np.ones(n, dtype=bool)
-    for j, tag in enumerate(tags):
-        if tag.startswith("I-"):
-            allowed_first[j] = False
-            for i, prev in enumerate(tags):
-                allowed[i, j] = prev[2:] == tag[2:] and prev[:2] in ("B-", "I-")
-    return allowed, allowed_first
-
-
-def viterbi(log_probs: np.ndarray, tags: Sequence[str]) -> list[int]:
-    """Most probable tag sequence under the IOB2 constraints; `log_probs` is (length, tags)."""
-    length, n = log_probs.shape
+def viterbi(scores: np.ndarray, tags: Sequence[str], transitions: np.ndarray | None = None,
+            start: np.ndarray | None = None) -> list[int]:
+    """Best tag sequence under the IOB2 constraints. `scores` is (length, tags): log-probabilities
+    for a softmax model, emission scores for a CRF, whose `transitions[prev, next]` and `start`
+    scores are then added."""
+    length, n = scores.shape
     if length == 0:
         return []
-    allowed, allowed_first = transition_mask(tags)
-    penalty = np.where(allowed, 0.0, -np.inf)
-    score = np.where(allowed_first, log_probs[0], -np.inf)
+    allowed, allowed_first = (np.array(m, dtype=bool) for m in iob2_transitions(tags))
+    penalty = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
+    first = scores[0] + (0.0 if start is None else start)
+    score = np.where(allowed_first, first, -np.inf)
     backpointers = np.zeros((length, n), dtype=np.int64)
     for t in range(1, length):
         candidates = score[:, None] + penalty  # (prev, next)
         backpointers[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + log_probs[t]
+        score = candidates.max(axis=0) + scores[t]
     best = [int(score.argmax())]
     for t in range(length - 1, 0, -1):
         best.append(int(backpointers[t, best[-1]]))
@@ -76,15 +69,17 @@ class Predictor:
     """Finds entities in raw texts. Offsets index the unmodified input `str`."""
 
     def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
-                 batch_size: int = 16, word_features: bool = False, version: str = ""):
+                 batch_size: int = 16, word_features: str | bool = "none", version: str = ""):
         self.model = model.eval()
-        self.word_features = word_features
+        self.word_features = feature_kind(word_features)
         self.tokenizer = tokenizer
         self.tags = list(tags)
         self.max_length = max_length
         self.stride = stride
         self.batch_size = batch_size
         self.version = version
+        crf = crf_parameters(model)
+        self.crf = (np.array(crf["transitions"]), np.array(crf["start"])) if crf else (None, None)
 
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16) -> "Predictor":
@@ -93,7 +88,7 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],
-                   batch_size=batch_size, word_features=settings.get("word_features", False),
+                   batch_size=batch_size, word_features=settings.get("word_features", "none"),
                    version=settings.get("version", model_dir.name))
 
     @property
@@ -102,13 +97,13 @@ class Predictor:
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         encoded = [encode_text(text, self.tokenizer, self.word_features) for text in texts]
-        log_probs = self._token_log_probs(encoded)
-        return [self._decode(enc, lp) for enc, lp in zip(encoded, log_probs)]
+        return [self._decode(enc, scores) for enc, scores in zip(encoded, self._token_scores(encoded))]
 
     def predict_one(self, text: str) -> list[Entity]:
         return self.predict([text])[0]
 
-    def _token_log_probs(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
+    def _token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
+        """Per document, the logits of each token from the window where it is most central."""
         content = self.max_length - 2
         windows = [(doc, start, end) for doc, enc in enumerate(encoded)
                    for start, end in plan_windows(len(enc.input_ids), content, self.stride)]
@@ -116,13 +111,13 @@ class Predictor:
         out = [np.zeros((len(enc.input_ids), len(self.tags)), dtype=np.float32) for enc in encoded]
         best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
         for batch in _chunks(windows, self.batch_size):
-            batch_log_probs = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch],
+            batch_logits = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch],
                                               [encoded[d].token_types[s:e] for d, s, e in batch])
-            for (doc, start, end), window_log_probs in zip(batch, batch_log_probs):
+            for (doc, start, end), window_logits in zip(batch, batch_logits):
                 positions = np.arange(start, end)
                 margin = np.minimum(positions - start, end - 1 - positions)
                 better = margin > best_margin[doc][start:end]
-                out[doc][start:end][better] = window_log_probs[1:1 + end - start][better]
+                out[doc][start:end][better] = window_logits[1:1 + end - start][better]
                 best_margin[doc][start:end][better] = margin[better]
         return out
 
@@ -132,11 +127,13 @@ class Predictor:
                               [with_special_tokens(t, self.tokenizer, fill=0) for t in type_windows],
                               self.tokenizer.pad_token_id)
         logits = self.model(**inputs).logits
-        return torch.log_softmax(logits.float(), dim=-1).numpy()
+        return logits.float().numpy()
 
-    def _decode(self, encoded: EncodedText, token_log_probs: np.ndarray) -> list[Entity]:
-        unit_log_probs = token_log_probs[encoded.unit_tokens]
-        path = viterbi(unit_log_probs, self.tags)
+    def _decode(self, encoded: EncodedText, token_logits: np.ndarray) -> list[Entity]:
+        unit_logits = token_logits[encoded.unit_tokens]
+        unit_log_probs = unit_logits - np.logaddexp.reduce(unit_logits, axis=1, keepdims=True)
+        transitions, start = self.crf
+        path = viterbi(unit_logits if transitions is not None else unit_log_probs, self.tags, transitions, start)
         entities = []
         for span in spans_from_tags([self.tags[i] for i in path]):
             first_char = encoded.units[span.start]

@@ -22,6 +22,7 @@ import transformers
 import yaml
 from transformers import get_linear_schedule_with_warmup
 
+from .augment import augment
 from .annotations import Document, load_documents, resolve_annotation_files
 from .config import Config, DataConfig
 from .dataset import (IGNORE_INDEX, TrainingExample, count_windows, model_inputs, pad_batch, training_examples,
@@ -30,7 +31,7 @@ from .evaluation import EvaluationResult, PredictedDocument, evaluate
 from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 from .inference import Predictor, set_threads
 from .registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, read_model_card
-from .modeling import is_scratch, load_base_tokenizer, new_model
+from .modeling import crf_parameters, is_scratch, load_base_tokenizer, new_model
 from .reporting import model_card_markdown
 
 
@@ -128,6 +129,45 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
     return history
 
 
+@dataclass
+class FittedModel:
+    """A model fine-tuned on some documents, with what it took."""
+
+    model: object
+    tokenizer: object
+    history: list[EpochRecord]
+    seconds: float
+    windows: int
+
+    def predictor(self, config: Config, version: str = "") -> Predictor:
+        return Predictor(self.model, self.tokenizer, config.tags, config.window.max_length, config.window.stride,
+                         word_features=config.model.word_features, version=version)
+
+
+def vocabulary_texts(config: Config, documents: Sequence[Document], root: Path) -> tuple[list[str], list[Path]]:
+    """The texts whose characters make a scratch vocabulary: the annotated documents and the
+    `data.vocab_sources` files (also returned, for the model card)."""
+    files = [p for pattern in config.data.vocab_sources for p in sorted(Path(root).glob(pattern))]
+    return [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in files], files
+
+
+def fit_model(config: Config, train_documents: Sequence[Document], vocab_texts: Sequence[str],
+              log=print) -> FittedModel:
+    """A new model (scratch or from `model.base`) fine-tuned on `train_documents`."""
+    seed_everything(config.train.seed)
+    tokenizer = load_base_tokenizer(config, vocab_texts)
+    t = config.train
+    documents = [*train_documents, *augment(train_documents, t.augment_copies, t.augment_probability, t.seed)]
+    examples = training_examples(documents, tokenizer, config.tags, config.model.word_features)
+    n_windows = count_windows(examples, config.window.max_length, config.window.stride)
+    model = new_model(config, tokenizer, config.window.max_length)
+    log(f"{n_windows} training windows; model {config.model.base} "
+        f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    started = time.perf_counter()
+    history = fit(model, examples, tokenizer, config, log=log)
+    return FittedModel(model, tokenizer, history, round(time.perf_counter() - started, 1), n_windows)
+
+
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
     entities = predictor.predict([d.text for d in documents])
     return {doc.doc_id: PredictedDocument(doc.doc_id, doc.text, tuple(e.as_span() for e in found),
@@ -147,29 +187,16 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
         if taken.exists():  # checked again when writing; this only saves a wasted run
             raise FileExistsError(f"{taken} already exists; choose another version name")
     threads = set_threads(config.train.threads)
-    seed_everything(config.train.seed)
-
     annotation_files = resolve_annotation_files(config.data.annotations, root)
     documents = load_documents(annotation_files, config.labels)
     split = split_documents(documents, config.data)
     log(f"{len(documents)} documents from {len(annotation_files)} file(s): "
         f"{len(split.train)} train, {len(split.dev)} dev; {threads} threads")
 
-    vocab_files = [p for pattern in config.data.vocab_sources for p in sorted(root.glob(pattern))]
-    vocab_texts = [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in vocab_files]
-    tokenizer = load_base_tokenizer(config, vocab_texts)
-    examples = training_examples(split.train, tokenizer, config.tags, config.model.word_features)
-    n_windows = count_windows(examples, config.window.max_length, config.window.stride)
-    model = new_model(config, tokenizer, config.window.max_length)
-    log(f"{n_windows} training windows; model {config.model.base} "
-        f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-
-    started = time.perf_counter()
-    history = fit(model, examples, tokenizer, config, log=log)
-    train_seconds = round(time.perf_counter() - started, 1)
-
-    predictor = Predictor(model, tokenizer, config.tags, config.window.max_length, config.window.stride,
-                          word_features=config.model.word_features, version=version)
+    vocab_texts, vocab_files = vocabulary_texts(config, documents, root)
+    fitted = fit_model(config, split.train, vocab_texts, log=log)
+    model, tokenizer, history, train_seconds = fitted.model, fitted.tokenizer, fitted.history, fitted.seconds
+    predictor = fitted.predictor(config, version)
     dev_metrics = (evaluate(split.dev, predict_documents(predictor, split.dev), config.labels)
                    if split.dev else None)
     peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -188,7 +215,7 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
             "vocab_files": len(vocab_files) if is_scratch(config) else 0,
             "train_documents": [d.doc_id for d in split.train],
             "dev_documents": [d.doc_id for d in split.dev],
-            "train_windows": n_windows,
+            "train_windows": fitted.windows,
             "train_characters": sum(len(d.text) for d in split.train),
         },
         "training": {
@@ -205,7 +232,7 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     }
     settings = {"version": version, "labels": config.labels, "tags": config.tags,
                 "max_length": config.window.max_length, "stride": config.window.stride,
-                "word_features": config.model.word_features}
+                "word_features": config.model.word_features, "crf": crf_parameters(model)}
 
     model_dir = models_dir / version
     with atomic_directory(model_dir) as scratch:
