@@ -13,8 +13,9 @@ A ?=
 B ?=
 ON ?= annotations/*.json
 SPLIT ?= all
+FOLDS ?= 5
 
-.PHONY: setup browser test train eval predict compare models validate stats manifest clean help
+.PHONY: setup browser test train eval predict compare cv models validate stats manifest clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -23,6 +24,7 @@ help:
 	@echo "make eval      evaluate MODEL (default: newest in models/) on its dev documents"
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
 	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
+	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines -> eval/cv-<name>/"
 	@echo "make models    list the versions in models/ from their model cards"
 	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
@@ -57,6 +59,9 @@ predict:
 compare:
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=models/<v1> B=models/<v2> [ON=export.json] [SPLIT=dev]" >&2; exit 1; }
 	$(BIN)/policy-ner compare $(A) $(B) --on $(ON) --split $(SPLIT)
+
+cv:
+	$(BIN)/policy-ner cv $(CONFIG) --folds $(FOLDS)
 
 models:
 	$(BIN)/policy-ner models list

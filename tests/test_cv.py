@@ -62,7 +62,7 @@ def test_cv_command_scores_model_and_baselines_on_the_same_folds(tiny_project, t
         predicted = predicted_documents(read_predictions(output / "predictions" / f"{system}.jsonl"))
         assert rows["micro"]["f1"]["pooled"] == pytest.approx(evaluate(gold, predicted, LABELS).micro.f1, abs=1e-4)
         assert rows["micro"]["overlap_f1"]["mean"] >= rows["micro"]["f1"]["mean"] - 1e-9
-    # recurring mentions (台胞, 台企 ...) are found in documents the word list never saw
-    assert report["summary"]["wordlist"]["POLICY_TARGET"]["f1"]["pooled"] > 0.3
+    # the support-word regex finds subsidy amounts in documents it never saw
+    assert report["summary"]["wordlist"]["SUBSIDY_AMOUNT"]["f1"]["pooled"] > 0.5
     table = (output / "cv.md").read_text(encoding="utf-8")
     assert "policy-ner cv" in table and "± " in table

@@ -146,3 +146,39 @@ def test_a_local_hugging_face_directory_is_a_base_model(tiny_model, tiny_project
     found = {e.text for e in predictor.predict_one(tiny_documents(tiny_project)["001_ns_tech_p1"].text)}
     assert {"国家高新技术企业", "50万元"} <= found
     assert yaml.safe_load((result.model_dir / "train_config.yaml").read_text())["model"]["base"] == str(tiny_model)
+
+
+def test_pretrain_then_fine_tune_with_a_crf_head_from_the_checkpoint(tiny_project, tmp_path):
+    """`policy-ner pretrain` writes a masked-LM checkpoint that `model.base` can name; the CRF and
+    convolution head sits on top of its encoder."""
+    import yaml
+    from safetensors.torch import load_file
+
+    from conftest import TINY_CONFIG
+    from policy_ner.config import config_from_dict
+    from policy_ner.training import train
+
+    config_path = tmp_path / "pre.yaml"
+    config_path.write_text(yaml.safe_dump({**TINY_CONFIG, "name": "pre"}), encoding="utf-8")
+    checkpoint = tmp_path / "pretrained"
+    assert main(["pretrain", str(config_path), "--output", str(checkpoint), "--epochs", "3", "--root",
+                 str(tiny_project)]) == 0
+    card = json.loads((checkpoint / "pretrain.json").read_text())
+    assert card["epochs"] == 3 and len(card["losses"]) == 3 and card["losses"][-1] < card["losses"][0]
+    assert main(["pretrain", str(config_path), "--output", str(checkpoint), "--root", str(tiny_project)]) == 1
+
+    raw = {**TINY_CONFIG, "name": "fine", "model": {"base": str(checkpoint), "word_features": "jieba",
+                                                    "conv_layers": 1, "crf": True},
+           "train": {**TINY_CONFIG["train"], "epochs": 15}}
+    result = train(config_from_dict(raw), root=tiny_project, version="fine", log=lambda _: None)
+    pretrained = load_file(checkpoint / "model.safetensors")
+    fine = Predictor.from_pretrained(result.model_dir)
+    assert type(fine.model).__name__ == "PolicyNerBertForTokenClassification"
+    assert fine.crf[0] is not None
+    embedding = "bert.embeddings.word_embeddings.weight"
+    assert embedding in pretrained and fine.model.state_dict()[embedding].shape == pretrained[embedding].shape
+    settings = json.loads((result.model_dir / "policy_ner.json").read_text())
+    assert len(settings["crf"]["transitions"]) == len(settings["tags"])
+    docs = tiny_documents(tiny_project)
+    train_docs = [docs[d] for d in TINY_TRAIN_DOCS]
+    assert evaluate(train_docs, predict_documents(fine, train_docs), LABELS).micro.f1 > 0.5

@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--runs-dir", type=Path, help="where training/<version>/ goes (default ROOT/training)")
     train.set_defaults(handler=cmd_train)
 
+    pretrain = commands.add_parser("pretrain", help="masked-language-model pretraining of the config's encoder "
+                                                    "on the project's raw texts; fine-tune with model.base: OUTPUT")
+    pretrain.add_argument("config", type=Path)
+    pretrain.add_argument("--output", type=Path, required=True, help="checkpoint folder to write (must not exist)")
+    pretrain.add_argument("--epochs", type=int, default=20)
+    pretrain.add_argument("--learning-rate", type=float, default=1e-3)
+    pretrain.add_argument("--mask-probability", type=float, default=0.15)
+    pretrain.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
+    pretrain.set_defaults(handler=cmd_pretrain)
+
     cv = commands.add_parser("cv", help="k-fold cross-validation by document: the config's model and the "
                                          "baselines, strict and overlap F1 as mean ± std over folds")
     cv.add_argument("config", type=Path)
@@ -190,6 +200,22 @@ def cmd_train(args) -> int:
         print(f"\ndev metrics ({len(result.split.dev)} documents, strict entity level):")
         print(scores_table(result.dev_metrics))
     print(f"\nmodel: {result.model_dir}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from .inference import set_threads
+    from .pretrain import pretrain
+    from .training import vocabulary_texts
+
+    config = load_config(args.config)
+    if args.output.exists():
+        raise FileExistsError(f"{args.output} already exists; choose another --output")
+    set_threads(config.train.threads)
+    documents = load_documents(resolve_annotation_files(config.data.annotations, args.root), config.labels)
+    texts = vocabulary_texts(config, documents, args.root)[0]
+    pretrain(config, list(dict.fromkeys(texts)), args.output, epochs=args.epochs, learning_rate=args.learning_rate,
+             mask_probability=args.mask_probability, log=lambda m: print(m, flush=True))
     return 0
 
 

@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
+from transformers import initialization as init
 from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, BertConfig,
                           BertForTokenClassification, BertTokenizer)
 from transformers.modeling_outputs import TokenClassifierOutput
@@ -57,14 +58,8 @@ def new_model(config: Config, tokenizer, max_length: int):
     head = {"conv_layers": m.conv_layers, "conv_kernel": m.conv_kernel, "crf": m.crf}
     with_head = bool(m.conv_layers or m.crf)
     if is_scratch(config):
-        settings = dict(
-            vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
-            num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
-            hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
-            max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id,
-            type_vocab_size=feature_vocab_size(m.word_features),
-            num_labels=len(tags), id2label=id2label, label2id=label2id,
-        )
+        settings = dict(scratch_encoder_settings(config, tokenizer, max_length),
+                        num_labels=len(tags), id2label=id2label, label2id=label2id)
         if with_head:
             return PolicyNerBertForTokenClassification(PolicyNerBertConfig(**head, **settings))
         return BertForTokenClassification(BertConfig(**settings))
@@ -79,6 +74,16 @@ def new_model(config: Config, tokenizer, max_length: int):
         model = AutoModelForTokenClassification.from_pretrained(m.base, **labels, ignore_mismatched_sizes=True)
     widen_token_types(model, feature_vocab_size(m.word_features))
     return model
+
+
+def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict:
+    """`BertConfig` arguments of the encoder that `model.*` describes."""
+    m = config.model
+    return dict(vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
+                num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
+                hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
+                max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id,
+                type_vocab_size=feature_vocab_size(m.word_features))
 
 
 def widen_token_types(model, size: int) -> None:
@@ -152,9 +157,22 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
         n = config.num_labels
         self.crf_transitions = nn.Parameter(torch.zeros(n, n)) if config.crf else None
         self.crf_start = nn.Parameter(torch.zeros(n)) if config.crf else None
-        allowed, _ = iob2_transitions([config.id2label[i] for i in range(n)])
-        self.register_buffer("crf_allowed", torch.tensor(allowed), persistent=False)
+        self.register_buffer("crf_allowed", self._allowed_transitions(), persistent=False)
         self.post_init()
+
+    def _allowed_transitions(self) -> torch.Tensor:
+        allowed, _ = iob2_transitions([self.config.id2label[i] for i in range(self.config.num_labels)])
+        return torch.tensor(allowed)
+
+    def _init_weights(self, module):
+        # `from_pretrained` builds the model without running `__init__`'s initialisers and fills what
+        # the checkpoint lacks through this hook: the CRF's own parameters and mask must be set here.
+        super()._init_weights(module)
+        if module is self:
+            init.copy_(self.crf_allowed, self._allowed_transitions())
+            if self.crf_transitions is not None:
+                init.zeros_(self.crf_transitions)
+                init.zeros_(self.crf_start)
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, **kwargs) -> TokenClassifierOutput:

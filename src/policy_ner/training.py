@@ -85,8 +85,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print) -> list[EpochRecord]:
-    """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record."""
+def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print,
+        prepare_batch=None) -> list[EpochRecord]:
+    """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record.
+
+    `prepare_batch(inputs, labels)`, when given, rewrites each batch before the forward pass
+    (pretraining masks tokens there)."""
     t, w = config.train, config.window
     generator = torch.Generator().manual_seed(t.seed)
     shift_rng = np.random.default_rng(t.seed)
@@ -114,6 +118,8 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
             inputs = model_inputs([columns["input_ids"][j] for j in batch],
                                   [columns["token_type_ids"][j] for j in batch], tokenizer.pad_token_id)
             gold = pad_batch([columns["labels"][j] for j in batch], IGNORE_INDEX)
+            if prepare_batch is not None:
+                inputs, gold = prepare_batch(inputs, gold)
             loss = model(**inputs, labels=gold).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
