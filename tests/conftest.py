@@ -21,7 +21,7 @@ TINY_CONFIG = {
     "labels": LABELS,
     "data": {"annotations": ["annotations/*.json"], "vocab_sources": [], "dev_documents": [TINY_DEV_DOC]},
     "model": {"base": "scratch", "hidden_size": 96, "num_layers": 2, "num_heads": 2,
-              "intermediate_size": 192, "dropout": 0.0, "word_features": "jieba"},
+              "intermediate_size": 192, "dropout": 0.0, "features": ["jieba"]},
     "window": {"max_length": 96, "stride": 24},
     "train": {"learning_rate": 2.0e-3, "epochs": 40, "batch_size": 8, "warmup_ratio": 0.05, "seed": 7,
               "window_jitter": False},

@@ -89,6 +89,6 @@ def test_word_boundary_features_follow_jieba_words():
     assert features[1:5] == [BEGIN, END, BEGIN, END]  # 台资 / 企业
     assert set(features) <= {NONE, BEGIN, MIDDLE, END, SINGLE}
     tokenizer = char_tokenizer(build_char_vocab([text]))
-    encoded = encode_text(text, tokenizer, word_features="jieba")
+    encoded = encode_text(text, tokenizer, features)
     assert encoded.token_types == [features[c] for c in encoded.token_chars]
     assert encode_text(text, tokenizer).token_types == [0] * len(encoded.input_ids)

@@ -12,7 +12,6 @@ from policy_ner.annotations import Document, Span
 from policy_ner.augment import augment, mention_pool
 from policy_ner.config import ConfigError, config_from_dict
 from policy_ner.inference import viterbi
-from policy_ner.lexicon import char_features, feature_kind, lac_feature_id, sentence_chunks
 from policy_ner.modeling import PolicyNerBertConfig, PolicyNerBertForTokenClassification
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
@@ -65,21 +64,11 @@ def test_viterbi_adds_crf_transitions_and_keeps_iob2():
     assert [TAGS[i] for i in path] == ["B-A", "I-A", "I-A"]  # I-A may not start a document
 
 
-def test_lexical_features_give_one_id_per_character():
-    text = "国务院台办发布通知。\n台胞可申请补贴5000元"
-    assert feature_kind(True) == "jieba" and feature_kind(False) == "none"
-    for kind in ("none", "jieba", "lac"):
-        assert len(char_features(text, kind)) == len(text)
-    lac = char_features(text, "lac")
-    assert lac[text.index("\n")] == 0
-    assert lac[0] == lac_feature_id("ORG-B")  # LAC tags 国务院台办 as an organisation
-    pieces = list(sentence_chunks("一二三。四五\n六七八九十", max_chars=3))
-    assert pieces == [(0, 3), (3, 4), (4, 7), (7, 10), (10, 12)]
-
-
 def test_config_rejects_unknown_features_and_even_kernels():
-    with pytest.raises(ConfigError, match="word_features"):
-        config_from_dict({"name": "x", "labels": ["A"], "model": {"word_features": "bigram"}})
+    with pytest.raises(ConfigError, match="model.features: unknown feature 'bigram'"):
+        config_from_dict({"name": "x", "labels": ["A"], "model": {"features": ["jieba", "bigram"]}})
+    with pytest.raises(ConfigError, match="repeated"):
+        config_from_dict({"name": "x", "labels": ["A"], "model": {"features": ["lac", "lac"]}})
     with pytest.raises(ConfigError, match="conv_kernel"):
         config_from_dict({"name": "x", "labels": ["A"], "model": {"conv_layers": 1, "conv_kernel": 4}})
 

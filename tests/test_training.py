@@ -135,7 +135,7 @@ def test_a_local_hugging_face_directory_is_a_base_model(tiny_model, tiny_project
     from policy_ner.config import config_from_dict
     from policy_ner.training import train
 
-    raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "word_features": "jieba"},
+    raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "features": ["jieba"]},
            "train": {**TINY_CONFIG["train"], "epochs": 2, "learning_rate": 1e-4}}
     result = train(config_from_dict(raw), root=tiny_project, version="from-local", log=lambda _: None)
     card = read_model_card(result.model_dir)
@@ -167,7 +167,7 @@ def test_pretrain_then_fine_tune_with_a_crf_head_from_the_checkpoint(tiny_projec
     assert card["epochs"] == 3 and len(card["losses"]) == 3 and card["losses"][-1] < card["losses"][0]
     assert main(["pretrain", str(config_path), "--output", str(checkpoint), "--root", str(tiny_project)]) == 1
 
-    raw = {**TINY_CONFIG, "name": "fine", "model": {"base": str(checkpoint), "word_features": "jieba",
+    raw = {**TINY_CONFIG, "name": "fine", "model": {"base": str(checkpoint), "features": ["jieba"],
                                                     "conv_layers": 1, "crf": True},
            "train": {**TINY_CONFIG["train"], "epochs": 15}}
     result = train(config_from_dict(raw), root=tiny_project, version="fine", log=lambda _: None)

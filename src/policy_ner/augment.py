@@ -40,11 +40,19 @@ def replace_mentions(doc: Document, pool: dict[str, list[str]], probability: flo
     return Document(f"{doc.doc_id}{suffix}", "".join(pieces), tuple(spans))
 
 
+COPY_MARK = "#aug"
+
+
+def source_doc_id(doc_id: str) -> str:
+    """The doc id an augmented copy was made from (the doc id itself for an original)."""
+    return doc_id.split(COPY_MARK, 1)[0]
+
+
 def augment(documents: Sequence[Document], copies: int, probability: float = 0.5, seed: int = 0) -> list[Document]:
     """`copies` mention-replaced copies of every document (the originals are not included)."""
     if copies <= 0:
         return []
     pool = mention_pool(documents)
     rng = random.Random(seed)
-    return [replace_mentions(doc, pool, probability, rng, f"#aug{i + 1}")
+    return [replace_mentions(doc, pool, probability, rng, f"{COPY_MARK}{i + 1}")
             for i in range(copies) for doc in documents]

@@ -22,6 +22,8 @@ from typing import Callable, Protocol, Sequence
 from .annotations import Document, Span
 from .dataset import char_tags, spans_from_tags
 from .inference import Entity
+from .features import (SUPPORT_IN_CLAUSE, amount_spans, gazetteer_from, gazetteer_matches, mention_votes,
+                       support_before)
 from .lexicon import lac_feature_id, lac_features, sentence_chunks, word_boundaries
 
 
@@ -39,54 +41,32 @@ def entities_from_spans(text: str, spans: Sequence[Span], score: float = 1.0) ->
 
 # --- word list + regex ---------------------------------------------------------------------------
 
-SUPPORT_WORDS = ("补贴", "补助", "奖励", "资助", "扶持", "奖补", "贴息", "津贴", "资金", "支持", "奖金", "给予", "发放")
-AMOUNT = r"\d+(?:\.\d+)?(?:\s*(?:至|-|~|—)\s*\d+(?:\.\d+)?)?\s*(?:万元|亿元|万|亿|元)"
-_AMOUNT_AFTER_SUPPORT = re.compile(
-    "(?:" + "|".join(SUPPORT_WORDS) + r")[^。；;\n]{0,12}?(?P<amount>" + AMOUNT + ")")
-
-
 @dataclass
 class WordListTagger:
     """Longest-first matching of training mentions (each text under its most frequent label) and
-    a regex for amounts of money within a few characters after a support word."""
+    amounts of money with a support word (补贴, 奖励 ...) before them in the same clause."""
 
     amount_label: str = "SUBSIDY_AMOUNT"
-    min_length: int = 2
     name: str = "wordlist"
     lexicon: dict[str, str] = field(default_factory=dict)
 
     def fit(self, documents: Sequence[Document]) -> "WordListTagger":
-        votes: dict[str, Counter] = defaultdict(Counter)
-        for doc in documents:
-            for span in doc.spans:
-                mention = span.text_in(doc.text)
-                if span.label != self.amount_label and len(mention) >= self.min_length:
-                    votes[mention][span.label] += 1
-        self.lexicon = {mention: counts.most_common(1)[0][0] for mention, counts in votes.items()}
+        self.lexicon = {mention: label for mention, label in gazetteer_from(mention_votes(documents)).items()
+                        if label != self.amount_label}
         return self
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         return [entities_from_spans(text, self._spans(text)) for text in texts]
 
     def _spans(self, text: str) -> list[Span]:
-        taken = [False] * len(text)
-        spans = []
-        for match in _AMOUNT_AFTER_SUPPORT.finditer(text):
-            start, end = match.span("amount")
-            spans.append(Span(start, end, self.amount_label))
-            taken[start:end] = [True] * (end - start)
-        longest = max(map(len, self.lexicon), default=0)
-        i = 0
-        while i < len(text):
-            for length in range(min(longest, len(text) - i), self.min_length - 1, -1):
-                label = self.lexicon.get(text[i:i + length])
-                if label and not any(taken[i:i + length]):
-                    spans.append(Span(i, i + length, label))
-                    i += length
-                    break
-            else:
-                i += 1
-        return sorted(spans, key=lambda s: s.start)
+        amounts = [Span(start, end, self.amount_label) for start, end in amount_spans(text)
+                   if support_before(text, start) == SUPPORT_IN_CLAUSE]
+        taken = set()
+        for span in amounts:
+            taken.update(range(span.start, span.end))
+        mentions = [Span(start, end, label) for start, end, label in gazetteer_matches(text, self.lexicon)
+                    if not taken.intersection(range(start, end))]
+        return sorted(amounts + mentions, key=lambda s: s.start)
 
 
 # --- feature CRF ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .lexicon import WORD_FEATURES
+from .features import check_channels
 
 SCRATCH = "scratch"
 """`model.base` value that builds a small BERT from a config instead of loading weights."""
@@ -57,9 +57,10 @@ class ModelConfig:
     conv_kernel: int = 3
     crf: bool = False
     """A linear-chain CRF over the tags (IOB2-constrained) instead of a softmax per character."""
-    word_features: str = "none"
-    """Per-character lexical features through the token-type embedding: `none`, `jieba` (word
-    boundaries) or `lac` (LAC part-of-speech and entity tags); see lexicon.py."""
+    features: list[str] = field(default_factory=list)
+    """Per-character feature channels fed to the encoder in place of token types: any of `jieba`
+    (word boundaries), `lac` (LAC part-of-speech and entity tags), `gazetteer` (training mentions)
+    and `money` (amounts of money, with or without a support word before them); see features.py."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,7 @@ def _check(config: Config, source: str) -> None:
     if not 0 <= window.stride <= (window.max_length - 2) // 2:
         problems.append("window.stride must be between 0 and half the window's content length "
                         f"({(window.max_length - 2) // 2} for max_length {window.max_length})")
-    if config.model.word_features not in WORD_FEATURES:
-        problems.append(f"model.word_features must be one of {', '.join(WORD_FEATURES)}")
+    problems += [f"model.features: {problem}" for problem in check_channels(config.model.features)]
     if config.model.conv_layers < 0 or config.model.conv_kernel < 1 or config.model.conv_kernel % 2 == 0:
         problems.append("model.conv_layers must be >= 0 and model.conv_kernel a positive odd number")
     if config.model.hidden_size % config.model.num_heads:

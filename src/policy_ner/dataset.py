@@ -15,7 +15,6 @@ import datasets
 import torch
 
 from .annotations import Document, Span
-from .lexicon import char_features
 
 IGNORE_INDEX = -100
 
@@ -50,8 +49,8 @@ class EncodedText:
 
     `input_ids[k]` is the k-th token; `token_chars[k]` the character it came from. `units` lists,
     in order, the characters that produced at least one token (the ones that get a tag), and
-    `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the lexical
-    feature of each token's character (lexicon.py; all 0 when word features are off).
+    `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the packed
+    feature id of each token's character (features.py; all 0 without features).
     """
 
     text: str
@@ -62,7 +61,8 @@ class EncodedText:
     token_types: list[int]
 
 
-def encode_text(text: str, tokenizer, word_features: str | bool = "none") -> EncodedText:
+def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None) -> EncodedText:
+    """`text` tokenized one character at a time; `char_features` holds one feature id per character."""
     if not text:
         return EncodedText(text, [], [], [], [], [])
     encoding = tokenizer(list(text), is_split_into_words=True, add_special_tokens=False,
@@ -73,8 +73,7 @@ def encode_text(text: str, tokenizer, word_features: str | bool = "none") -> Enc
         if k == 0 or token_chars[k - 1] != char_index:
             units.append(char_index)
             unit_tokens.append(k)
-    features = char_features(text, word_features)
-    token_types = [features[c] for c in token_chars]
+    token_types = [char_features[c] for c in token_chars] if char_features is not None else [0] * len(token_chars)
     return EncodedText(text, list(encoding["input_ids"]), list(token_chars), units, unit_tokens, token_types)
 
 
@@ -118,11 +117,12 @@ class TrainingExample:
 
 
 def training_examples(documents: Sequence[Document], tokenizer, tags: Sequence[str],
-                      word_features: str | bool = "none") -> list[TrainingExample]:
+                      char_features: Sequence[Sequence[int]] | None = None) -> list[TrainingExample]:
+    """One example per document; `char_features[i]` are document i's feature ids (none if omitted)."""
     tag_to_id = {tag: i for i, tag in enumerate(tags)}
     examples = []
-    for doc in documents:
-        encoded = encode_text(doc.text, tokenizer, word_features)
+    for i, doc in enumerate(documents):
+        encoded = encode_text(doc.text, tokenizer, char_features[i] if char_features is not None else None)
         examples.append(TrainingExample(doc.doc_id, encoded.input_ids, encoded.token_types,
                                         token_labels(encoded, char_tags(doc.text, doc.spans), tag_to_id)))
     return examples
@@ -166,7 +166,7 @@ def model_inputs(input_ids: Sequence[Sequence[int]], token_types: Sequence[Seque
 
 
 def training_dataset(documents: Sequence[Document], tokenizer, tags: Sequence[str], max_length: int,
-                     stride: int, word_features: str | bool = "none") -> datasets.Dataset:
+                     stride: int, char_features: Sequence[Sequence[int]] | None = None) -> datasets.Dataset:
     """Windows of `documents` at the standard positions."""
-    return training_windows(training_examples(documents, tokenizer, tags, word_features), tokenizer,
+    return training_windows(training_examples(documents, tokenizer, tags, char_features), tokenizer,
                             max_length, stride)

