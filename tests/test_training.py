@@ -182,3 +182,49 @@ def test_pretrain_then_fine_tune_with_a_crf_head_from_the_checkpoint(tiny_projec
     docs = tiny_documents(tiny_project)
     train_docs = [docs[d] for d in TINY_TRAIN_DOCS]
     assert evaluate(train_docs, predict_documents(fine, train_docs), LABELS).micro.f1 > 0.5
+
+
+def test_the_fitted_features_travel_with_the_model(tiny_model, tiny_project):
+    """The gazetteer learned from the training mentions is saved in the model directory and used
+    at prediction time, with every channel of the config."""
+    settings = json.loads((tiny_model / "policy_ner.json").read_text(encoding="utf-8"))
+    assert settings["features"]["channels"] == ["jieba", "lac", "gazetteer", "money"]
+    gazetteer = settings["features"]["gazetteer"]
+    assert gazetteer["国家高新技术企业"] == "POLICY_TARGET"
+    docs = tiny_documents(tiny_project)
+    trained_on = {d.text[s.start:s.end] for doc_id in TINY_TRAIN_DOCS for d in [docs[doc_id]] for s in d.spans}
+    assert set(gazetteer) == {m for m in trained_on if len(m) >= 2}  # the dev document's mentions are not in it
+    predictor = Predictor.from_pretrained(tiny_model)
+    assert predictor.features.gazetteer == gazetteer
+    assert settings["crf"] is not None and predictor.crf[0] is not None
+
+
+def test_weight_averaging_and_entity_weighting(tiny_project, tmp_path):
+    """`train.average_last` keeps the mean of the last epochs' weights; `train.entity_weight`
+    trains a softmax head with heavier entity tags; both give a working model."""
+    import dataclasses
+
+    import torch
+
+    from conftest import TINY_CONFIG
+    from policy_ner.config import ConfigError, config_from_dict
+    from policy_ner.training import WeightAverage, entity_class_weights, fit_model
+
+    layer = torch.nn.Linear(2, 2)
+    average = WeightAverage(layer)
+    for value in (1.0, 2.0, 6.0):
+        torch.nn.init.constant_(layer.weight, value)
+        average.add(layer)
+    average.load_into(layer)
+    assert torch.allclose(layer.weight, torch.full((2, 2), 3.0))
+
+    raw = {**TINY_CONFIG, "model": {**TINY_CONFIG["model"], "crf": False},
+           "train": {**TINY_CONFIG["train"], "entity_weight": 3.0, "average_last": 5}}
+    config = config_from_dict(raw)
+    assert entity_class_weights(config).tolist() == [1.0] + [3.0] * 6
+    with pytest.raises(ConfigError, match="entity_weight"):
+        config_from_dict({**raw, "model": TINY_CONFIG["model"]})
+    docs = tiny_documents(tiny_project)
+    train_docs = [docs[d] for d in TINY_TRAIN_DOCS]
+    fitted = fit_model(config, train_docs, [d.text for d in train_docs], log=lambda _: None)
+    assert evaluate(train_docs, predict_documents(fitted.predictor(config), train_docs), LABELS).micro.f1 > 0.6

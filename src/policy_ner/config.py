@@ -88,6 +88,10 @@ class TrainConfig:
     """Mention-replaced copies of each training document added to the training set (augment.py)."""
     augment_probability: float = 0.5
     """Chance that each mention in a copy is replaced by another training mention of its label."""
+    entity_weight: float = 1.0
+    """Loss weight of characters inside entities relative to `O` (class weighting; softmax head only)."""
+    average_last: int = 1
+    """Average the weights at the end of the last N epochs (1: keep the final weights)."""
 
 
 @dataclass(frozen=True)
@@ -195,5 +199,11 @@ def _check(config: Config, source: str) -> None:
             problems.append(f"train.{key} must be at least 1")
     if config.train.learning_rate <= 0:
         problems.append("train.learning_rate must be positive")
+    if config.train.entity_weight <= 0:
+        problems.append("train.entity_weight must be positive")
+    if config.train.entity_weight != 1.0 and config.model.crf:
+        problems.append("train.entity_weight weights the softmax loss; a CRF head (model.crf) has none")
+    if not 1 <= config.train.average_last <= config.train.epochs:
+        problems.append("train.average_last must be between 1 and train.epochs")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))

@@ -108,6 +108,8 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
     optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * t.warmup_ratio), total_steps)
     history = []
+    averaged = WeightAverage(model) if t.average_last > 1 else None
+    class_weights = entity_class_weights(config) if t.entity_weight != 1.0 else None
     model.train()
     for epoch in range(1, t.epochs + 1):
         started, losses = time.perf_counter(), []
@@ -121,7 +123,12 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
             gold = pad_batch([columns["labels"][j] for j in batch], IGNORE_INDEX)
             if prepare_batch is not None:
                 inputs, gold = prepare_batch(inputs, gold)
-            loss = model(**inputs, labels=gold).loss
+            if class_weights is None:
+                loss = model(**inputs, labels=gold).loss
+            else:
+                logits = model(**inputs).logits
+                loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), gold.view(-1),
+                                                         weight=class_weights, ignore_index=IGNORE_INDEX)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
             optimizer.step()
@@ -132,8 +139,35 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
                              scheduler.get_last_lr()[0])
         history.append(record)
         log(f"epoch {epoch}/{t.epochs}  loss {record.loss:.4f}  {record.seconds:.1f}s")
+        if averaged is not None and epoch > t.epochs - t.average_last:
+            averaged.add(model)
+    if averaged is not None:
+        averaged.load_into(model)
     model.eval()
     return history
+
+
+def entity_class_weights(config: Config) -> torch.Tensor:
+    """Loss weight per tag: 1 for `O`, `train.entity_weight` for every entity tag."""
+    return torch.tensor([1.0 if tag == "O" else config.train.entity_weight for tag in config.tags])
+
+
+class WeightAverage:
+    """Running mean of a model's floating-point weights, taken at the end of chosen epochs."""
+
+    def __init__(self, model):
+        self.sums = {name: torch.zeros_like(value) for name, value in model.state_dict().items()
+                     if value.is_floating_point()}
+        self.count = 0
+
+    def add(self, model) -> None:
+        state = model.state_dict()
+        for name, total in self.sums.items():
+            total += state[name].detach()
+        self.count += 1
+
+    def load_into(self, model) -> None:
+        model.load_state_dict({name: total / self.count for name, total in self.sums.items()}, strict=False)
 
 
 @dataclass
