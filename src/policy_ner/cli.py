@@ -17,6 +17,7 @@ from .corpus import verify_manifest
 from .evaluation import EvaluationInputError, build_report
 from .files import atomic_write_text, sha256_file
 from .labelstudio import labeling_config
+from .labelstudio_sync import API_KEY_ENV, ORDERS, LabelStudioError
 from .registry import list_models, models_table
 from .reporting import scores_table, write_comparison, write_evaluation
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (AnnotationError, ConfigError, EvaluationInputError, FileNotFoundError, FileExistsError,
-            ValueError) as exc:
+            ValueError, LabelStudioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -57,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls_config.add_argument("--config", default=DEFAULT_CONFIG)
     ls_config.add_argument("--output", type=Path, help="file to write (default: standard output)")
     ls_config.set_defaults(handler=cmd_ls_config)
+    ls_push = ls_commands.add_parser("push", help="import documents as tasks, with the model's pre-annotations")
+    _server_options(ls_push)
+    ls_push.add_argument("documents", nargs="+", type=Path, metavar="DOCS",
+                         help=".txt files or folders of them (doc id = file name without .txt)")
+    ls_push.add_argument("--model", type=Path, metavar="MODEL_DIR", help="attach this model's predictions")
+    ls_push.add_argument("--order", choices=ORDERS, default="input",
+                         help="import order of new tasks; uncertainty: least sure first (needs --model)")
+    ls_push.set_defaults(handler=cmd_ls_push)
+    ls_pull = ls_commands.add_parser("pull", help="export the project's annotations, validate and save them")
+    _server_options(ls_pull)
+    ls_pull.add_argument("--output", type=Path, required=True, metavar="annotations/NAME-vN.json")
+    ls_pull.add_argument("--previous", type=Path, metavar="EXPORT.json",
+                         help="version to diff against (default: the highest NAME-vM.json below N beside OUTPUT)")
+    ls_pull.set_defaults(handler=cmd_ls_pull)
 
     train = commands.add_parser("train", help="fine-tune a model from a YAML config")
     train.add_argument("config", type=Path)
@@ -136,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--api-key", help=f"API token (default: ${API_KEY_ENV}, which keeps it out of your "
+                                          f"shell history)")
+    parser.add_argument("--project", required=True, metavar="NAME", help="project title")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="config whose label set applies")
+
+
 def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -187,6 +210,47 @@ def cmd_ls_config(args) -> int:
         print(f"wrote {args.output}")
     else:
         print(xml, end="")
+    return 0
+
+
+def cmd_ls_push(args) -> int:
+    from .annotations import Document
+    from .inference import Predictor, read_text_inputs
+    from .labelstudio_sync import push, resolve_api_key
+
+    labels = load_config(args.config).labels
+    api_key = resolve_api_key(args.api_key)
+    documents = [Document(doc_id, text, source=str(path)) for doc_id, text, path in read_text_inputs(args.documents)]
+    predictor = Predictor.from_pretrained(args.model) if args.model else None
+    result = push(args.url, api_key, args.project, documents, labels, predictor=predictor, order=args.order)
+    state = "created with the labelling config for " + ", ".join(labels) if result.project.created else "exists"
+    print(f"project {result.project.title!r} (id {result.project.id}): {state}")
+    order = " (least certain first)" if result.order == "uncertainty" else ""
+    print(f"imported {len(result.imported)} new task(s){order}")
+    for doc_id in result.imported:
+        score = f"  uncertainty {result.uncertainty[doc_id]:.4f}" if doc_id in result.uncertainty else ""
+        print(f"  {doc_id}{score}")
+    if result.present:
+        print(f"{len(result.present)} already in the project with the same text, not imported again")
+    if result.model_version:
+        print(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} "
+              f"existing task(s); the project now shows this model's pre-annotations"
+              + (" and serves the least certain task first" if result.order == "uncertainty" else ""))
+    return 0
+
+
+def cmd_ls_pull(args) -> int:
+    from .labelstudio_sync import format_diff, pull, resolve_api_key
+
+    labels = load_config(args.config).labels
+    result = pull(args.url, resolve_api_key(args.api_key), args.project, args.output, labels, previous=args.previous)
+    spans = sum(len(d.spans) for d in result.documents)
+    print(f"project {result.project.title!r} (id {result.project.id}): {result.tasks} task(s), "
+          f"{len(result.documents)} annotated document(s), {spans} spans, all valid")
+    if result.unannotated:
+        print(f"{len(result.unannotated)} task(s) without a submitted annotation (kept in the file, not gold)")
+    print("\n".join(format_diff(result.diff, result.previous, {d.doc_id: d.text for d in result.documents})))
+    print(f"wrote {result.output}")
     return 0
 
 
