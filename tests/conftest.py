@@ -96,6 +96,12 @@ def pytest_collection_finish(session):
         session.config.stash[BackgroundLabelStudio.KEY] = BackgroundLabelStudio.begin()
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    background = config.stash.get(BackgroundLabelStudio.KEY, None)
+    if background is not None and background.summary():
+        terminalreporter.write_line(background.summary())
+
+
 def pytest_sessionfinish(session):
     background = session.config.stash.get(BackgroundLabelStudio.KEY, None)
     if background is not None:

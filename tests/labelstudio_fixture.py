@@ -90,6 +90,14 @@ class BackgroundLabelStudio:
             pytest.fail(f"Label Studio was not ready after {timeout:.0f} s", pytrace=False)
         return self._result
 
+    def summary(self) -> str:
+        if self._result is None:
+            return ""
+        migrated = (f"migrated the cached data folder in {self._result.template_seconds:.1f} s, "
+                    if self._result.template_seconds is not None else "")
+        return (f"Label Studio {LABEL_STUDIO_VERSION}: {migrated}server ready {self._result.start_seconds:.1f} s "
+                f"after its start, at {self._result.url}")
+
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(60)

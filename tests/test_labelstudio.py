@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 import yaml
 from label_studio_sdk import LabelStudio
 
-from conftest import LABELS, TINY_CONFIG, write_json
+from conftest import LABELS, TINY_CONFIG
 from labelstudio_fixture import TEMPLATE, VENV
 from policy_ner.annotations import Document, Span, load_documents
 from policy_ner.cli import main
@@ -33,7 +32,7 @@ from policy_ner.inference import Predictor, tag_margin_uncertainty
 from policy_ner.labelstudio import document_results, labeling_config, labels_tags, span_result
 from policy_ner.labelstudio_server import LABEL_STUDIO_VERSION, free_port, server_environment
 from policy_ner.labelstudio_sync import (API_KEY_ENV, DocumentChange, ExistingTask, PushConflict, diff_documents,
-                                         import_order, plan_push, previous_version, pull, redact)
+                                         import_order, plan_push, previous_version, redact)
 
 # --- without a server ----------------------------------------------------------------------------------
 
@@ -200,6 +199,10 @@ def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(ls, capsys
     predictor = Predictor.from_pretrained(tiny_model)
     ids = sorted(gold)
     expected = dict(zip(ids, predictor.predict_with_uncertainty([gold[i].text for i in ids])))
+    least_sure = max(ids, key=lambda i: expected[i][1])
+    assert (f"imported 5 new task(s), least certain first, with pre-annotations by model tiny-v1:\n"
+            f"  {least_sure}  uncertainty {expected[least_sure][1]:.4f}\n") in out
+    assert "the project shows model tiny-v1's pre-annotations and serves the least certain task first" in out
     client = client_for(ls)
     project_id, tasks = project_tasks(client, "push")
     project = client.projects.get(project_id)
@@ -219,8 +222,9 @@ def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(ls, capsys
     code, out, err = run(ls, capsys, "ls", "push", *server_args(ls, "push", config), "--model", str(tiny_model),
                          str(docs_folder))
     assert code == 0, err
-    assert "imported 0 new task(s)" in out and "5 already in the project with the same text" in out
-    assert "added to 0 existing task(s)" in out
+    assert "imported 0 new task(s), with pre-annotations by model tiny-v1\n" in out
+    assert "5 already in the project with the same text, not imported again" in out
+    assert "added to" not in out
     _, again = project_tasks(client, "push")
     assert [t.id for t in again] == [t.id for t in tasks] and all(len(t.predictions) == 1 for t in again)
 
@@ -367,7 +371,8 @@ def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(ls, capsys, ti
     code, out, err = run(ls, capsys, "ls", "push", *server_args(ls, "loop", config), "--model", str(model),
                          str(docs_folder))
     assert code == 0, err
-    assert "imported 0 new task(s)" in out and "pre-annotations by model loop-v2 added to 5 existing task(s)" in out
+    assert "5 already in the project with the same text" in out
+    assert "pre-annotations by model loop-v2 added to 5 of them" in out
     _, after = project_tasks(client, "loop")
     assert [t.id for t in after] == [t.id for t in tasks]
     expected = Predictor.from_pretrained(model).predict([t.data["text"] for t in after])
@@ -422,8 +427,10 @@ def test_make_labelstudio_refuses_a_port_in_use(label_studio, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
-def test_make_labelstudio_serves_on_loopback_and_stops_on_ctrl_c(label_studio, tmp_path):
-    """`make labelstudio`'s program, from a copy of the migrated data folder, on a free port."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_make_labelstudio_serves_on_loopback_and_takes_its_server_down(label_studio, tmp_path, stop_signal):
+    """`make labelstudio`'s program, from a copy of the migrated data folder, on a free port. The server
+    runs in its own session, so the program must stop it whether it is interrupted or killed."""
     data = tmp_path / "data"
     shutil.copytree(TEMPLATE, data)
     port = free_port()
@@ -437,13 +444,13 @@ def test_make_labelstudio_serves_on_loopback_and_stops_on_ctrl_c(label_studio, t
             if "Ctrl-C stops the server" in line:
                 break
         printed = "".join(lines)
-        assert f"Label Studio is ready after" in printed and f"http://127.0.0.1:{port}" in printed
+        assert "Label Studio is ready after" in printed and f"http://127.0.0.1:{port}" in printed
         assert "Personal Access Token" in printed and API_KEY_ENV in printed
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert json.loads(response.read()) == {"status": "UP"}
         assert listening_addresses(port) == {"127.0.0.1"}
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(30) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()

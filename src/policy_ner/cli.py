@@ -225,16 +225,23 @@ def cmd_ls_push(args) -> int:
     result = push(args.url, api_key, args.project, documents, labels, predictor=predictor, order=args.order)
     state = "created with the labelling config for " + ", ".join(labels) if result.project.created else "exists"
     print(f"project {result.project.title!r} (id {result.project.id}): {state}")
-    order = " (least certain first)" if result.order == "uncertainty" else ""
-    print(f"imported {len(result.imported)} new task(s){order}")
-    for doc_id in result.imported:
-        score = f"  uncertainty {result.uncertainty[doc_id]:.4f}" if doc_id in result.uncertainty else ""
-        print(f"  {doc_id}{score}")
+    how = "".join([", least certain first" if result.order == "uncertainty" else "",
+                   f", with pre-annotations by model {result.model_version}" if result.model_version else ""])
+
+    def doc_lines(doc_ids: Sequence[str]) -> None:
+        for doc_id in doc_ids:
+            score = f"  uncertainty {result.uncertainty[doc_id]:.4f}" if doc_id in result.uncertainty else ""
+            print(f"  {doc_id}{score}")
+
+    print(f"imported {len(result.imported)} new task(s){how}" + (":" if result.imported else ""))
+    doc_lines(result.imported)
     if result.present:
         print(f"{len(result.present)} already in the project with the same text, not imported again")
+    if result.predictions_added:
+        print(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} of them:")
+        doc_lines(sorted(result.predictions_added, key=lambda d: -result.uncertainty[d]))
     if result.model_version:
-        print(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} "
-              f"existing task(s); the project now shows this model's pre-annotations"
+        print(f"the project shows model {result.model_version}'s pre-annotations"
               + (" and serves the least certain task first" if result.order == "uncertainty" else ""))
     return 0
 

@@ -197,32 +197,40 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make labelstudio", description="Run a local Label Studio for annotators.")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--data-dir", type=Path, default=Path(".labelstudio/data"))
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
+    # The server runs in its own session, so stop it here however this program is told to end.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _interrupt)
+    server = None
     try:
         server = LabelStudioServer.start(args.data_dir, args.port, venv=args.venv)
         print(f"starting Label Studio {LABEL_STUDIO_VERSION} (data in {args.data_dir}, log in {server.log}) ...",
               flush=True)
         seconds = server.wait_until_ready()
-    except LabelStudioServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"""Label Studio is ready after {seconds:.0f} s: {server.url}
+        print(f"""Label Studio is ready after {seconds:.0f} s: {server.url}
   first time: open it, sign up (the account stays in {args.data_dir}), then avatar (top right) ->
   Account & Settings -> Personal Access Token -> Create, and copy the token:
     export LABEL_STUDIO_API_KEY=<the token>    # never put it in a file in the project
     policy-ner ls push --url {server.url} --project NAME --model models/<version> data/raw/...
 Ctrl-C stops the server.""", flush=True)
-    try:
         return server.process.wait()
+    except LabelStudioServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        server.stop()
         return 0
-
+    finally:
+        if server is not None:
+            server.stop()
 
 if __name__ == "__main__":
     sys.exit(main())
