@@ -39,6 +39,7 @@ _FIXED_SETTINGS = {
     "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "",
     "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
     "LABEL_STUDIO_COLLECT_ANALYTICS": "false",
+    "LABEL_STUDIO_FEATURE_FLAGS_OFFLINE": "true",
 }
 _READY_LINE = "Starting development server at http://{host}:{port}/"
 
