@@ -216,48 +216,23 @@ def cmd_ls_config(args) -> int:
 def cmd_ls_push(args) -> int:
     from .annotations import Document
     from .inference import Predictor, read_text_inputs
-    from .labelstudio_sync import push, resolve_api_key
+    from .labelstudio_sync import format_push, push, resolve_api_key
 
     labels = load_config(args.config).labels
     api_key = resolve_api_key(args.api_key)
     documents = [Document(doc_id, text, source=str(path)) for doc_id, text, path in read_text_inputs(args.documents)]
     predictor = Predictor.from_pretrained(args.model) if args.model else None
     result = push(args.url, api_key, args.project, documents, labels, predictor=predictor, order=args.order)
-    state = "created with the labelling config for " + ", ".join(labels) if result.project.created else "exists"
-    print(f"project {result.project.title!r} (id {result.project.id}): {state}")
-    how = "".join([", least certain first" if result.order == "uncertainty" else "",
-                   f", with pre-annotations by model {result.model_version}" if result.model_version else ""])
-
-    def doc_lines(doc_ids: Sequence[str]) -> None:
-        for doc_id in doc_ids:
-            score = f"  uncertainty {result.uncertainty[doc_id]:.4f}" if doc_id in result.uncertainty else ""
-            print(f"  {doc_id}{score}")
-
-    print(f"imported {len(result.imported)} new task(s){how}" + (":" if result.imported else ""))
-    doc_lines(result.imported)
-    if result.present:
-        print(f"{len(result.present)} already in the project with the same text, not imported again")
-    if result.predictions_added:
-        print(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} of them:")
-        doc_lines(sorted(result.predictions_added, key=lambda d: -result.uncertainty[d]))
-    if result.model_version:
-        print(f"the project shows model {result.model_version}'s pre-annotations"
-              + (" and serves the least certain task first" if result.order == "uncertainty" else ""))
+    print("\n".join(format_push(result, labels)))
     return 0
 
 
 def cmd_ls_pull(args) -> int:
-    from .labelstudio_sync import format_diff, pull, resolve_api_key
+    from .labelstudio_sync import format_pull, pull, resolve_api_key
 
     labels = load_config(args.config).labels
     result = pull(args.url, resolve_api_key(args.api_key), args.project, args.output, labels, previous=args.previous)
-    spans = sum(len(d.spans) for d in result.documents)
-    print(f"project {result.project.title!r} (id {result.project.id}): {result.tasks} task(s), "
-          f"{len(result.documents)} annotated document(s), {spans} spans, all valid")
-    if result.unannotated:
-        print(f"{len(result.unannotated)} task(s) without a submitted annotation (kept in the file, not gold)")
-    print("\n".join(format_diff(result.diff, result.previous, {d.doc_id: d.text for d in result.documents})))
-    print(f"wrote {result.output}")
+    print("\n".join(format_pull(result)))
     return 0
 
 

@@ -262,6 +262,30 @@ def push(url: str, api_key: str, project: str, documents: Sequence[Document], la
                       tuple(d.doc_id for d in plan.needs_prediction), version, order, uncertainty)
 
 
+def format_push(result: PushResult, labels: Sequence[str]) -> list[str]:
+    """What a push did, for the terminal."""
+    def with_uncertainty(doc_ids: Sequence[str]) -> list[str]:
+        return [f"  {d}" + (f"  uncertainty {result.uncertainty[d]:.4f}" if d in result.uncertainty else "")
+                for d in doc_ids]
+
+    state = "created with the labelling config for " + ", ".join(labels) if result.project.created else "exists"
+    how = "".join([", least certain first" if result.order == "uncertainty" else "",
+                   f", with pre-annotations by model {result.model_version}" if result.model_version else ""])
+    lines = [f"project {result.project.title!r} (id {result.project.id}): {state}",
+             f"imported {len(result.imported)} new task(s){how}" + (":" if result.imported else ""),
+             *with_uncertainty(result.imported)]
+    if result.present:
+        lines.append(f"{len(result.present)} already in the project with the same text, not imported again")
+    if result.predictions_added:
+        lines.append(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} "
+                     f"of them:")
+        lines += with_uncertainty(sorted(result.predictions_added, key=lambda d: -result.uncertainty[d]))
+    if result.model_version:
+        lines.append(f"the project shows model {result.model_version}'s pre-annotations"
+                     + (" and serves the least certain task first" if result.order == "uncertainty" else ""))
+    return lines
+
+
 def _predict(predictor: "Predictor", documents: Sequence[Document], batch_size: int) -> dict[str, tuple[list, float]]:
     found: dict[str, tuple[list, float]] = {}
     for start in range(0, len(documents), batch_size):
@@ -400,6 +424,17 @@ def pull(url: str, api_key: str, project: str, output: str | Path, labels: Seque
     atomic_write_json(output, tasks)
     return PullResult(output, ref, len(tasks), tuple(reading.documents), tuple(reading.unannotated_tasks),
                       previous, diff_documents(before, reading.documents))
+
+
+def format_pull(result: PullResult) -> list[str]:
+    """What a pull found and wrote, and what changed, for the terminal."""
+    spans = sum(len(d.spans) for d in result.documents)
+    lines = [f"project {result.project.title!r} (id {result.project.id}): {result.tasks} task(s), "
+             f"{len(result.documents)} annotated document(s), {spans} spans, all valid"]
+    if result.unannotated:
+        lines.append(f"{len(result.unannotated)} task(s) without a submitted annotation (kept in the file, not gold)")
+    lines += format_diff(result.diff, result.previous, {d.doc_id: d.text for d in result.documents})
+    return [*lines, f"wrote {result.output}"]
 
 
 def snapshot_export(client: "LabelStudio", project_id: int, timeout: float = 300) -> list[dict[str, Any]]:
