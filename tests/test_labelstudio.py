@@ -30,7 +30,8 @@ from policy_ner.cli import main
 from policy_ner.files import sha256_file
 from policy_ner.inference import Predictor, tag_margin_uncertainty
 from policy_ner.labelstudio import document_results, labeling_config, labels_tags, span_result
-from policy_ner.labelstudio_server import LABEL_STUDIO_VERSION, free_port, server_environment
+from policy_ner.labelstudio_server import (LABEL_STUDIO_VERSION, LabelStudioServerError, executable, free_port,
+                                           server_environment)
 from policy_ner.labelstudio_sync import (API_KEY_ENV, DocumentChange, ExistingTask, PushConflict, diff_documents,
                                          import_order, plan_push, previous_version, redact)
 
@@ -110,6 +111,18 @@ def test_server_environment_keeps_the_server_local_and_ignores_bare_settings(tmp
     assert env["LABEL_STUDIO_SENTRY_DSN"] == env["LABEL_STUDIO_FRONTEND_SENTRY_DSN"] == ""
     assert env["LABEL_STUDIO_LATEST_VERSION_CHECK"] == env["LABEL_STUDIO_COLLECT_ANALYTICS"] == "false"
     assert env["LABEL_STUDIO_DJANGO_DB"] == "sqlite" and env["LABEL_STUDIO_DEBUG"] == "false"
+
+
+def test_a_missing_or_other_label_studio_install_is_an_error_saying_how_to_fix_it(tmp_path):
+    venv = tmp_path / "venv"
+    with pytest.raises(LabelStudioServerError, match=f"Label Studio is not installed in {venv}: run `make "
+                                                     f"labelstudio-install`"):
+        executable(venv)
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "label-studio").touch()
+    (venv / "lib" / "python3.11" / "site-packages" / "label_studio-1.22.0.dist-info").mkdir(parents=True)
+    with pytest.raises(LabelStudioServerError, match=f"holds label-studio 1.22.0, not the pinned {LABEL_STUDIO_VERSION}"):
+        executable(venv)
 
 
 def test_labels_tags_reads_the_generated_config_back():
