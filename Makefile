@@ -1,5 +1,6 @@
 # policy-ner: `make setup` then `make test`; `make train`, `make eval`, `make predict` for the loop;
-# `make compare A=... B=...` and `make models` to compare and list versions.
+# `make compare A=... B=...` and `make models` to compare and list versions; `make labelstudio` runs
+# a local Label Studio for annotators (its own venv in .labelstudio/, set up by `make setup`).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,8 +15,13 @@ B ?=
 ON ?= annotations/*.json
 SPLIT ?= all
 FOLDS ?= 5
+# Label Studio: pinned, in its own virtual environment; data (SQLite) in a git-ignored folder.
+LS_VERSION := 1.23.2
+LS_VENV ?= .labelstudio/venv
+LS_DATA ?= .labelstudio/data
+LS_PORT ?= 8080
 
-.PHONY: setup browser test train eval predict compare cv models validate stats manifest clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict compare cv models validate stats manifest clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -27,12 +33,13 @@ help:
 	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines -> eval/cv-<name>/"
 	@echo "make models    list the versions in models/ from their model cards"
 	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
+	@echo "make labelstudio  run Label Studio $(LS_VERSION) on http://127.0.0.1:$(LS_PORT) (data in $(LS_DATA))"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-setup: $(BIN)/python browser
+setup: $(BIN)/python browser labelstudio-install
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
 	$(BIN)/policy-ner --help > /dev/null
 
@@ -41,6 +48,23 @@ browser:
 	@command -v chromium > /dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: run 'sudo make browser' (or set POLICY_NER_SKIP_BROWSER=1 to skip the browser tests)" >&2; fi; }
+
+labelstudio-install: $(LS_VENV)/bin/label-studio
+
+$(LS_VENV)/bin/label-studio: requirements-labelstudio.lock
+	rm -rf $(LS_VENV)
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --quiet -c requirements-labelstudio.lock 'label-studio==$(LS_VERSION)'
+	touch $@
+
+# Bound to 127.0.0.1, no outbound calls; prints the URL and how to get an API token.
+labelstudio: labelstudio-install
+	$(BIN)/python -m policy_ner.labelstudio_server --venv $(LS_VENV) --data-dir $(LS_DATA) --port $(LS_PORT)
+
+# After changing LS_VERSION: rebuild the environment without the lock, test, then record it.
+labelstudio-lock:
+	{ sed -n '1,2p' requirements-labelstudio.lock; $(LS_VENV)/bin/python -m pip freeze --all | grep -v '^pip=='; } > requirements-labelstudio.lock.new
+	mv requirements-labelstudio.lock.new requirements-labelstudio.lock
 
 test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,12 +1,17 @@
-"""Shared fixtures. Everything runs on local files: the repository's own annotations and texts."""
+"""Shared fixtures. Everything runs on local files: the repository's own annotations and texts, and a
+real Label Studio server on 127.0.0.1 (`label_studio`, started in the background as soon as the tests
+are collected, so its start overlaps with the tests before it)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 import yaml
+
+from labelstudio_fixture import SKIP_VARIABLE, BackgroundLabelStudio, RunningLabelStudio
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS_EXPORT = ROOT / "annotations" / "corpus-v1.json"
@@ -85,3 +90,32 @@ def tiny_report(tiny_model, tiny_project, tmp_path_factory) -> Path:
     assert main(["evaluate", str(tiny_model), str(tiny_project / "annotations" / "tiny.json"), "--output",
                  str(output), "--samples", "200", "--seed", "3"]) == 0
     return output
+
+
+def pytest_collection_finish(session):
+    if os.environ.get(SKIP_VARIABLE) != "1" and any(i.get_closest_marker("labelstudio") for i in session.items):
+        session.config.stash[BackgroundLabelStudio.KEY] = BackgroundLabelStudio.begin()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    background = config.stash.get(BackgroundLabelStudio.KEY, None)
+    if background is not None and background.summary():
+        terminalreporter.write_line(background.summary())
+
+
+def pytest_sessionfinish(session):
+    background = session.config.stash.get(BackgroundLabelStudio.KEY, None)
+    if background is not None:
+        background.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio(request) -> RunningLabelStudio:
+    """The session's Label Studio server. Skipped only when POLICY_NER_SKIP_LABEL_STUDIO=1; a missing
+    install is a failure."""
+    if os.environ.get(SKIP_VARIABLE) == "1":
+        pytest.skip(f"{SKIP_VARIABLE}=1")
+    background = request.config.stash.get(BackgroundLabelStudio.KEY, None)
+    if background is None:  # collected without the marker, e.g. a test added by a plugin
+        background = request.config.stash[BackgroundLabelStudio.KEY] = BackgroundLabelStudio.begin()
+    return background.result()

@@ -118,6 +118,14 @@ def _read_export(path: Path, labels: frozenset[str]) -> ExportReading:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         reading.issues.append(AnnotationIssue(file, "-", "-", f"not a JSON file: {exc}"))
         return reading
+    return read_tasks(tasks, labels, file)
+
+
+def read_tasks(tasks: Any, labels: Iterable[str], file: str) -> ExportReading:
+    """Validate the parsed JSON of one export (from a file or straight from a server); `file` names it
+    in every issue."""
+    labels = frozenset(labels)
+    reading = ExportReading()
     if isinstance(tasks, dict):  # a single task, as the API returns it
         tasks = [tasks]
     if not isinstance(tasks, list):

@@ -17,6 +17,7 @@ from .corpus import verify_manifest
 from .evaluation import EvaluationInputError, build_report
 from .files import atomic_write_text, sha256_file
 from .labelstudio import labeling_config
+from .labelstudio_sync import API_KEY_ENV, ORDERS, LabelStudioError
 from .registry import list_models, models_table
 from .reporting import scores_table, write_comparison, write_evaluation
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (AnnotationError, ConfigError, EvaluationInputError, FileNotFoundError, FileExistsError,
-            ValueError) as exc:
+            ValueError, LabelStudioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -57,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls_config.add_argument("--config", default=DEFAULT_CONFIG)
     ls_config.add_argument("--output", type=Path, help="file to write (default: standard output)")
     ls_config.set_defaults(handler=cmd_ls_config)
+    ls_push = ls_commands.add_parser("push", help="import documents as tasks, with the model's pre-annotations")
+    _server_options(ls_push)
+    ls_push.add_argument("documents", nargs="+", type=Path, metavar="DOCS",
+                         help=".txt files or folders of them (doc id = file name without .txt)")
+    ls_push.add_argument("--model", type=Path, metavar="MODEL_DIR", help="attach this model's predictions")
+    ls_push.add_argument("--order", choices=ORDERS, default="input",
+                         help="import order of new tasks; uncertainty: least sure first (needs --model)")
+    ls_push.set_defaults(handler=cmd_ls_push)
+    ls_pull = ls_commands.add_parser("pull", help="export the project's annotations, validate and save them")
+    _server_options(ls_pull)
+    ls_pull.add_argument("--output", type=Path, required=True, metavar="annotations/NAME-vN.json")
+    ls_pull.add_argument("--previous", type=Path, metavar="EXPORT.json",
+                         help="version to diff against (default: the highest NAME-vM.json below N beside OUTPUT)")
+    ls_pull.set_defaults(handler=cmd_ls_pull)
 
     train = commands.add_parser("train", help="fine-tune a model from a YAML config")
     train.add_argument("config", type=Path)
@@ -136,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--api-key", help=f"API token (default: ${API_KEY_ENV}, which keeps it out of your "
+                                          f"shell history)")
+    parser.add_argument("--project", required=True, metavar="NAME", help="project title")
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="config whose label set applies")
+
+
 def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -187,6 +210,29 @@ def cmd_ls_config(args) -> int:
         print(f"wrote {args.output}")
     else:
         print(xml, end="")
+    return 0
+
+
+def cmd_ls_push(args) -> int:
+    from .annotations import Document
+    from .inference import Predictor, read_text_inputs
+    from .labelstudio_sync import format_push, push, resolve_api_key
+
+    labels = load_config(args.config).labels
+    api_key = resolve_api_key(args.api_key)
+    documents = [Document(doc_id, text, source=str(path)) for doc_id, text, path in read_text_inputs(args.documents)]
+    predictor = Predictor.from_pretrained(args.model) if args.model else None
+    result = push(args.url, api_key, args.project, documents, labels, predictor=predictor, order=args.order)
+    print("\n".join(format_push(result, labels)))
+    return 0
+
+
+def cmd_ls_pull(args) -> int:
+    from .labelstudio_sync import format_pull, pull, resolve_api_key
+
+    labels = load_config(args.config).labels
+    result = pull(args.url, resolve_api_key(args.api_key), args.project, args.output, labels, previous=args.previous)
+    print("\n".join(format_pull(result)))
     return 0
 
 

@@ -102,6 +102,12 @@ class Predictor:
     def predict_one(self, text: str) -> list[Entity]:
         return self.predict([text])[0]
 
+    def predict_with_uncertainty(self, texts: Sequence[str]) -> list[tuple[list[Entity], float]]:
+        """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
+        encoded = [encode_text(text, self.tokenizer, self.word_features) for text in texts]
+        return [(self._decode(enc, scores), tag_margin_uncertainty(scores[enc.unit_tokens]))
+                for enc, scores in zip(encoded, self._token_scores(encoded))]
+
     def _token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
         """Per document, the logits of each token from the window where it is most central."""
         content = self.max_length - 2
@@ -143,6 +149,19 @@ class Predictor:
                                    encoded.text[first_char:last_char + 1],
                                    round(float(np.exp(chosen).mean()), 4)))
         return entities
+
+
+def tag_margin_uncertainty(unit_logits: np.ndarray) -> float:
+    """How unsure the model is of a text, for active learning: the mean over its characters of
+    1 - (p1 - p2), p1 and p2 the probabilities of its two likeliest tags. 0 when every character is
+    certain, near 1 when the model cannot choose. Characters in `O` count too, so a text where an
+    entity may have been missed scores high; the mean, not the sum, keeps long texts from winning
+    by their length alone."""
+    if len(unit_logits) == 0:
+        return 0.0
+    log_probs = unit_logits - np.logaddexp.reduce(unit_logits, axis=1, keepdims=True)
+    top_two = np.sort(np.exp(log_probs), axis=1)[:, -2:]
+    return float(np.mean(1.0 - (top_two[:, 1] - top_two[:, 0])))
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

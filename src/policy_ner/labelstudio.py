@@ -4,7 +4,9 @@ documents (gold annotations or model predictions), in the JSON shape Label Studi
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence
 from xml.sax.saxutils import quoteattr
 
 from .annotations import Document
@@ -32,6 +34,23 @@ def labeling_config(labels: Sequence[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class LabelsTag:
+    """The `<Labels>` control of a labelling config: its name, the tag it labels and its label values."""
+
+    from_name: str
+    to_name: str
+    labels: tuple[str, ...]
+
+
+def labels_tags(config_xml: str) -> list[LabelsTag]:
+    """Every `<Labels>` control in a labelling config (a project made by hand may differ from ours)."""
+    root = ET.fromstring(config_xml)
+    return [LabelsTag(tag.get("name", ""), tag.get("toName", ""),
+                      tuple(label.get("value", "") for label in tag.iter("Label")))
+            for tag in root.iter("Labels")]
+
+
 def span_result(result_id: str, start: int, end: int, text: str, label: str,
                 score: float | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
@@ -51,13 +70,45 @@ def document_results(doc: Document) -> list[dict[str, Any]]:
             for i, s in enumerate(doc.spans)]
 
 
+class Mention(Protocol):
+    """A predicted span; `inference.Entity` is one (not imported here, to keep torch out)."""
+
+    label: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+def task_data(doc_id: str, text: str) -> dict[str, str]:
+    return {"text": text, "doc_id": doc_id}
+
+
+def prediction(doc_id: str, mentions: Iterable[Mention], model_version: str, score: float) -> dict[str, Any]:
+    """A pre-annotation: the model's spans, each with its score, and one score for the whole task."""
+    return {
+        "model_version": model_version,
+        "score": round(float(score), 4),
+        "result": [span_result(f"{doc_id}-{i}", m.start, m.end, m.text, m.label, m.score)
+                   for i, m in enumerate(mentions)],
+    }
+
+
+def predicted_task(doc_id: str, text: str, task_prediction: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A task to import, with the model's pre-annotation when there is one."""
+    task: dict[str, Any] = {"data": task_data(doc_id, text)}
+    if task_prediction is not None:
+        task["predictions"] = [task_prediction]
+    return task
+
+
 def annotated_task(doc: Document, task_id: int, annotation_id: int, *, project: int | None = None,
                    completed_by: int = 1, timestamp: str = "") -> dict[str, Any]:
     """A task as it appears in a Label Studio JSON export, with one completed annotation."""
     results = [dict(r, origin="manual") for r in document_results(doc)]
     return {
         "id": task_id,
-        "data": {"text": doc.text, "doc_id": doc.doc_id},
+        "data": task_data(doc.doc_id, doc.text),
         "annotations": [{
             "id": annotation_id,
             "was_cancelled": False,
