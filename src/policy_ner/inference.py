@@ -95,8 +95,11 @@ class Predictor:
     def labels(self) -> list[str]:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
+    def encode(self, text: str) -> EncodedText:
+        return encode_text(text, self.tokenizer, self.features.values(text))
+
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        encoded = [encode_text(text, self.tokenizer, self.features.values(text)) for text in texts]
+        encoded = [self.encode(text) for text in texts]
         return [self._decode(enc, scores) for enc, scores in zip(encoded, self._token_scores(encoded))]
 
     def predict_one(self, text: str) -> list[Entity]:
@@ -104,7 +107,7 @@ class Predictor:
 
     def predict_with_uncertainty(self, texts: Sequence[str]) -> list[tuple[list[Entity], float]]:
         """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
-        encoded = [encode_text(text, self.tokenizer, self.word_features) for text in texts]
+        encoded = [self.encode(text) for text in texts]
         return [(self._decode(enc, scores), tag_margin_uncertainty(scores[enc.unit_tokens]))
                 for enc, scores in zip(encoded, self._token_scores(encoded))]
 
