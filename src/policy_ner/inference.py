@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from .annotations import Span
 from .lexicon import feature_kind
 from .modeling import crf_parameters, iob2_transitions
 from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
+from .onnx_export import RUNTIMES, OnnxRuntime, onnx_model_path
 from .registry import read_model_settings
 
 
@@ -106,25 +107,6 @@ class TorchRuntime:
         return output.logits.float().numpy()
 
 
-class OnnxRuntime:
-    """An exported logits graph (`onnx_export.export_onnx`) run by ONNX Runtime on the CPU."""
-
-    def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = available_cores() if threads <= 0 else threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.path = Path(path)
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask,
-                                             "token_type_ids": token_type_ids})[0]
-
-
-RUNTIMES = ("torch", "onnx", "onnx-int8")
 DECODE_POSITIONS = 1 << 18
 """Padded positions decoded together by `viterbi_batch` (bounds its memory on very long documents)."""
 
@@ -165,8 +147,6 @@ class Predictor:
             return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common)
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
-        from .onnx_export import onnx_model_path
-
         path = onnx_model_path(model_dir, quantized=runtime == "onnx-int8", onnx_dir=onnx_dir)
         return cls(None, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common,
                    runtime=OnnxRuntime(path, threads), crf=settings.get("crf"))
@@ -260,29 +240,6 @@ def _length_groups(order: list[int], lengths: list[int], budget: int) -> Iterato
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def read_text_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, str, Path]]:
-    """(doc_id, text, path) for `.txt` files and for the `.txt` files inside folders (sorted).
-
-    doc_id is the file name without `.txt`. Files are read as UTF-8 (a BOM is removed), unmodified.
-    """
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-            if not files:
-                raise FileNotFoundError(f"{path}: folder holds no .txt files")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-        for file in files:
-            try:
-                text = file.read_text(encoding="utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{file}: not valid UTF-8 ({exc})") from None
-            yield file.stem if file.suffix == ".txt" else file.name, text, file
 
 
 def prediction_record(doc_id: str, text: str, entities: Sequence[Entity]) -> dict:
