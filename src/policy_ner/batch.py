@@ -199,8 +199,10 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def print_summary(summary: BatchSummary, stream: TextIO = sys.stdout, errors: TextIO = sys.stderr) -> None:
-    """The closing report: what was written, the encodings met, then every skipped input."""
+def print_summary(summary: BatchSummary, stream: TextIO | None = None, errors: TextIO | None = None) -> None:
+    """The closing report (default: standard output): what was written, the encodings met; then every
+    skipped input (default: standard error)."""
+    stream, errors = stream or sys.stdout, errors or sys.stderr
     encodings = ", ".join(f"{name} {count}" for name, count in sorted(summary.encodings.items()))
     resumed = f" ({summary.resumed} already there)" if summary.resumed else ""
     print(f"wrote {summary.output}: {summary.documents} documents{resumed}, {summary.entities} entities, "
