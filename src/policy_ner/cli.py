@@ -348,9 +348,12 @@ def cmd_models_list(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from transformers.utils import logging as transformers_logging
+
     from .batch import predict_files, print_summary
     from .inference import Predictor, set_threads
 
+    transformers_logging.disable_progress_bar()  # ours is the one to watch
     threads = set_threads(args.threads)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.runtime,
                                           threads=threads, onnx_dir=args.onnx_dir)

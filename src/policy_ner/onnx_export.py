@@ -9,7 +9,9 @@ against torch before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import tempfile
 import time
 import warnings
@@ -105,10 +107,22 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
                                   - TorchRuntime(model).logits(*check)).max())
         if difference > PARITY_TOLERANCE:
             raise ValueError(f"{model_dir}: the exported graph's logits differ from torch's by {difference:.2e}")
-        quantize_dynamic(fp32_scratch, int8_scratch, weight_type=QuantType.QInt8)
+        with _quiet_root_logger():  # quantize_dynamic's advice to pre-process, on the root logger
+            quantize_dynamic(fp32_scratch, int8_scratch, weight_type=QuantType.QInt8)
         fp32 = atomic_write_bytes(folder / FP32_FILE, fp32_scratch.read_bytes())
         int8 = atomic_write_bytes(folder / INT8_FILE, int8_scratch.read_bytes())
     return OnnxExport(fp32, int8, difference, round(time.perf_counter() - started, 1))
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _LogitsOnly(torch.nn.Module):
