@@ -66,8 +66,8 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     fmt = output_format(output, format)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model_version=predictor.version)
     summary = BatchSummary(Path(output), fmt)
-    bar = Progress(progress, _total(source.count() for source in sources), sum(s.size() for s in sources)) \
-        if progress else None
+    bar = Progress(progress, _total(source.count() for source in sources) if progress else None,
+                   sum(s.size() for s in sources) if progress else 0)
     first_source: dict[str, str] = {}
     pending: list[InputDocument] = []
     started = time.perf_counter()
@@ -77,16 +77,12 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
                 item = Skipped(item.source, f"doc id {item.doc_id} already read from {first_source[item.doc_id]}",
                                item.size)
             if isinstance(item, Skipped):
-                summary.skipped.append(item)
-                if bar:
-                    bar.note(f"skipped {item}")
-                    bar.advance(size=item.size, skipped=1)
+                _skip(item, summary, bar)
                 continue
             first_source[item.doc_id] = item.source
             if item.doc_id in done:
                 summary.resumed += 1
-                if bar:
-                    bar.advance(size=item.size, predicted=False)
+                bar.advance(size=item.size, predicted=False)
                 continue
             pending.append(item)
             if len(pending) >= batch_documents or sum(len(d.text) for d in pending) >= batch_characters:
@@ -95,13 +91,18 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     finally:
         writer.close()
         summary.seconds = round(time.perf_counter() - started, 2)
-        if bar:
-            bar.finish()
+        bar.finish()
     return summary
 
 
+def _skip(item: Skipped, summary: BatchSummary, bar: "Progress") -> None:
+    summary.skipped.append(item)
+    bar.note(f"skipped {item}")
+    bar.advance(size=item.size, skipped=1)
+
+
 def _predict_batch(predictor: Predictor, pending: list[InputDocument], writer: PredictionWriter,
-                   summary: BatchSummary, bar: "Progress | None") -> None:
+                   summary: BatchSummary, bar: "Progress") -> None:
     """Predict and write `pending`, then empty it. Should the batch fail, each document is tried on its
     own and the ones that still fail are skipped with the error."""
     if not pending:
@@ -112,18 +113,14 @@ def _predict_batch(predictor: Predictor, pending: list[InputDocument], writer: P
         found = [_predict_alone(predictor, d) for d in pending]
     for document, entities in zip(pending, found):
         if isinstance(entities, Skipped):
-            summary.skipped.append(entities)
-            if bar:
-                bar.note(f"skipped {entities}")
-                bar.advance(size=document.size, skipped=1)
+            _skip(entities, summary, bar)
             continue
         writer.write(document, entities)
         summary.documents += 1
         summary.entities += len(entities)
         summary.characters += len(document.text)
         summary.encodings[document.encoding] += 1
-        if bar:
-            bar.advance(size=document.size, characters=len(document.text))
+        bar.advance(size=document.size, characters=len(document.text))
     pending.clear()
 
 
@@ -142,9 +139,10 @@ def _total(counts) -> int | None:
 class Progress:
     """One line on `stream`: documents done of the total, characters per second and the time left
     (estimated from the bytes still to read, at the rate of the bytes predicted so far). On a terminal
-    it is redrawn in place; elsewhere (a log file) a line is written every `interval` seconds."""
+    it is redrawn in place; elsewhere (a log file) a line is written every `interval` seconds. With no
+    stream it only counts."""
 
-    def __init__(self, stream: TextIO, total_documents: int | None, total_bytes: int,
+    def __init__(self, stream: TextIO | None, total_documents: int | None, total_bytes: int,
                  interval: float | None = None):
         self.stream = stream
         self.tty = hasattr(stream, "isatty") and stream.isatty()
@@ -187,6 +185,8 @@ class Progress:
         return " | ".join(parts)
 
     def _draw(self, text: str, keep: bool = False) -> None:
+        if self.stream is None:
+            return
         if self.tty:
             self.stream.write("\r\x1b[K" + text + ("\n" if keep else ""))
         else:
