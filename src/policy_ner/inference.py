@@ -217,8 +217,9 @@ def window_inputs(id_windows: Sequence[np.ndarray], type_windows: Sequence[np.nd
     token_type_ids = np.zeros_like(input_ids)
     for row, (window, types) in enumerate(zip(id_windows, type_windows)):
         n = len(window)
-        input_ids[row, 0], input_ids[row, 1:n + 1], input_ids[row, n + 1] = tokenizer.cls_token_id, window, \
-            tokenizer.sep_token_id
+        input_ids[row, 0] = tokenizer.cls_token_id
+        input_ids[row, 1:n + 1] = window
+        input_ids[row, n + 1] = tokenizer.sep_token_id
         attention_mask[row, :n + 2] = 1
         token_type_ids[row, 1:n + 1] = types
     return input_ids, attention_mask, token_type_ids
