@@ -10,6 +10,9 @@ each one out (flushed), forget them. Memory stays flat however many documents th
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import sys
 import time
 from collections import Counter
@@ -122,6 +125,24 @@ def _predict_batch(predictor: Predictor, pending: list[InputDocument], writer: P
         summary.encodings[document.encoding] += 1
         bar.advance(size=document.size, characters=len(document.text))
     pending.clear()
+    _release_freed_memory()
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Give the memory a batch freed back to the system. Without this, glibc keeps the freed heap of
+    batches of varying sizes fragmented and the process grows slowly with the number of documents (the
+    benchmark measured +56 MB from 270 to 540 documents with torch; flat with it)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _predict_alone(predictor: Predictor, document: InputDocument):
