@@ -20,8 +20,10 @@ LS_VERSION := 1.23.2
 LS_VENV ?= .labelstudio/venv
 LS_DATA ?= .labelstudio/data
 LS_PORT ?= 8080
+# bench: characters in the benchmark's document set (data/raw repeated)
+BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict compare cv models validate stats manifest clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv models validate stats manifest clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -29,6 +31,7 @@ help:
 	@echo "make train     train CONFIG=$(CONFIG) on all exports in annotations/"
 	@echo "make eval      evaluate MODEL (default: newest in models/) on its dev documents"
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
+	@echo "make bench     batch-prediction speed, memory and INT8 F1 of MODEL vs the transformers pipeline"
 	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
 	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines -> eval/cv-<name>/"
 	@echo "make models    list the versions in models/ from their model cards"
@@ -78,7 +81,11 @@ eval:
 
 predict:
 	@test -n "$(MODEL)" || { echo "no model in models/: run make train first" >&2; exit 1; }
-	$(BIN)/policy-ner predict $(MODEL) $(INPUT) --output predictions/$(notdir $(MODEL)).jsonl
+	$(BIN)/policy-ner predict $(MODEL) $(INPUT) --output predictions/$(notdir $(MODEL)).jsonl --overwrite
+
+bench:
+	@test -n "$(MODEL)" || { echo "no model in models/: run make train first" >&2; exit 1; }
+	$(BIN)/python scripts/benchmark.py $(MODEL) --chars $(BENCH_CHARS)
 
 compare:
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=models/<v1> B=models/<v2> [ON=export.json] [SPLIT=dev]" >&2; exit 1; }

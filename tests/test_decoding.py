@@ -7,7 +7,7 @@ import torch
 
 from conftest import LABELS
 from policy_ner.config import config_from_dict
-from policy_ner.inference import Predictor, viterbi
+from policy_ner.inference import Predictor, viterbi, viterbi_batch
 from policy_ner.modeling import build_char_vocab, char_tokenizer
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
@@ -69,3 +69,32 @@ def test_entity_crossing_window_boundaries_is_predicted_whole_with_exact_offsets
     starts = [text.index(entity), text.rindex(entity)]
     assert [(e.label, e.start, e.end) for e in found] == [("ORG", s, s + len(entity)) for s in starts]
     assert all(text[e.start:e.end] == e.text == entity and 0.99 < e.score <= 1.0 for e in found)
+
+
+def brute_force_best_path(scores: np.ndarray, transitions: np.ndarray | None, start: np.ndarray | None) -> list[int]:
+    """The highest-scoring valid IOB2 path, by trying every path."""
+    import itertools
+
+    best, best_score = None, -np.inf
+    for path in itertools.product(range(len(TAGS)), repeat=len(scores)):
+        tags = [TAGS[i] for i in path]
+        if tags[0].startswith("I-") or not is_valid_iob2(tags):
+            continue
+        score = sum(scores[t, i] for t, i in enumerate(path))
+        if transitions is not None:
+            score += start[path[0]] + sum(transitions[a, b] for a, b in zip(path, path[1:]))
+        if score > best_score:
+            best, best_score = list(path), score
+    return best
+
+
+def test_batched_viterbi_finds_each_sequences_best_path_with_and_without_crf_scores():
+    rng = np.random.default_rng(1)
+    lengths = [3, 1, 0, 4, 2, 4]
+    for crf in (False, True):
+        transitions = rng.normal(0, 2, (len(TAGS), len(TAGS))) if crf else None
+        start = rng.normal(0, 2, len(TAGS)) if crf else None
+        scores = [rng.normal(0, 3, (n, len(TAGS))) for n in lengths]
+        paths = viterbi_batch(scores, TAGS, transitions, start)
+        assert paths == [brute_force_best_path(s, transitions, start) if len(s) else [] for s in scores]
+        assert paths == [viterbi(s, TAGS, transitions, start) for s in scores]

@@ -14,10 +14,13 @@ from .annotations import AnnotationError, compute_stats, load_documents, read_ex
 from .comparison import compare_systems, open_source, select_documents, source_predictions, unique_names
 from .config import ConfigError, load_config
 from .corpus import verify_manifest
+from .batch import EXIT_SKIPPED
+from .documents_io import DEFAULT_GLOB, INPUT_FORMATS, OUTPUT_FORMATS
 from .evaluation import EvaluationInputError, build_report
 from .files import atomic_write_text, sha256_file
 from .labelstudio import labeling_config
 from .labelstudio_sync import API_KEY_ENV, ORDERS, LabelStudioError
+from .onnx_export import RUNTIMES
 from .registry import list_models, models_table
 from .reporting import scores_table, write_comparison, write_evaluation
 
@@ -136,12 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
     models_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     models_list.set_defaults(handler=cmd_models_list)
 
-    predict = commands.add_parser("predict", help="find entities in .txt files or folders of them")
+    predict = commands.add_parser(
+        "predict", help="find entities in .txt files, folders, JSONL files or standard input ('-'); "
+                        f"exit status {EXIT_SKIPPED} when some inputs were skipped")
     predict.add_argument("model", type=Path, metavar="MODEL_DIR")
-    predict.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    predict.add_argument("--output", type=Path, required=True, metavar="OUT.jsonl")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="file, folder, JSONL file, or - for standard input")
+    predict.add_argument("--output", type=Path, required=True, metavar="OUT",
+                         help="OUT.jsonl, OUT.csv (one row per entity) or OUT.json (Label Studio tasks)")
+    predict.add_argument("--format", choices=OUTPUT_FORMATS, help="output format (default: from OUT's suffix)")
+    predict.add_argument("--resume", action="store_true", help="continue OUT: skip the documents already in it")
+    predict.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    predict.add_argument("--glob", default=DEFAULT_GLOB, help=f"files to read in folders (default {DEFAULT_GLOB})")
+    predict.add_argument("--input-format", choices=INPUT_FORMATS, default="auto",
+                         help="auto: .jsonl files are JSONL, anything else (and standard input) one text document")
+    predict.add_argument("--text-field", default="text", help="JSONL field holding the text (default text)")
+    predict.add_argument("--id-field", default="doc_id", help="JSONL field holding the doc id (default doc_id)")
+    predict.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                         help="torch, or ONNX Runtime on the export-onnx files (fp32 or INT8)")
+    predict.add_argument("--onnx-dir", type=Path, help="folder of the export-onnx files (default MODEL_DIR/onnx)")
+    predict.add_argument("--threads", type=int, default=0, help="intra-op threads (default 0: one per available core)")
     predict.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    predict.add_argument("--quiet", action="store_true", help="no progress line on standard error")
     predict.set_defaults(handler=cmd_predict)
+
+    export = commands.add_parser("export-onnx", help="write MODEL_DIR/onnx/model.onnx and its dynamically "
+                                                     "quantized INT8 twin model.int8.onnx for predict --runtime")
+    export.add_argument("model", type=Path, metavar="MODEL_DIR")
+    export.add_argument("--output", type=Path, metavar="DIR", help="folder to write (default MODEL_DIR/onnx)")
+    export.set_defaults(handler=cmd_export_onnx)
 
     data = commands.add_parser("data", help="raw document manifest")
     data_commands = data.add_subparsers(required=True, metavar="ACTION")
@@ -215,12 +240,13 @@ def cmd_ls_config(args) -> int:
 
 def cmd_ls_push(args) -> int:
     from .annotations import Document
-    from .inference import Predictor, read_text_inputs
+    from .documents_io import read_all_documents
+    from .inference import Predictor
     from .labelstudio_sync import format_push, push, resolve_api_key
 
     labels = load_config(args.config).labels
     api_key = resolve_api_key(args.api_key)
-    documents = [Document(doc_id, text, source=str(path)) for doc_id, text, path in read_text_inputs(args.documents)]
+    documents = [Document(d.doc_id, d.text, source=d.source) for d in read_all_documents(args.documents)]
     predictor = Predictor.from_pretrained(args.model) if args.model else None
     result = push(args.url, api_key, args.project, documents, labels, predictor=predictor, order=args.order)
     print("\n".join(format_push(result, labels)))
@@ -369,18 +395,36 @@ def cmd_models_list(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .inference import Predictor, prediction_record, read_text_inputs
+    from transformers.utils import logging as transformers_logging
 
-    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size)
-    documents = list(read_text_inputs(args.inputs))
-    lines, entity_count = [], 0
-    for start in range(0, len(documents), 32):
-        chunk = documents[start:start + 32]
-        for (doc_id, text, _), entities in zip(chunk, predictor.predict([text for _, text, _ in chunk])):
-            lines.append(json.dumps(prediction_record(doc_id, text, entities), ensure_ascii=False) + "\n")
-            entity_count += len(entities)
-    atomic_write_text(args.output, "".join(lines))
-    print(f"wrote {args.output}: {len(documents)} documents, {entity_count} entities")
+    from .batch import predict_files, print_summary
+    from .inference import Predictor, set_threads
+
+    transformers_logging.disable_progress_bar()  # ours is the one to watch
+    threads = set_threads(args.threads)
+    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.runtime,
+                                          threads=threads, onnx_dir=args.onnx_dir)
+    try:
+        summary = predict_files(predictor, args.inputs, args.output, format=args.format, resume=args.resume,
+                                overwrite=args.overwrite, glob=args.glob, input_format=args.input_format,
+                                text_field=args.text_field, id_field=args.id_field,
+                                progress=None if args.quiet else sys.stderr)
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.output} holds every document finished so far; run the same command with "
+              f"--resume to go on", file=sys.stderr)
+        return 130
+    print_summary(summary)
+    return summary.exit_code
+
+
+def cmd_export_onnx(args) -> int:
+    from .onnx_export import export_onnx
+
+    result = export_onnx(args.model, args.output)
+    for path in (result.fp32, result.int8):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"fp32 graph matches torch within {result.max_difference:.1e} (largest logit difference); "
+          f"{result.seconds:.1f} s")
     return 0
 
 

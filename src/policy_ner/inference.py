@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -22,9 +22,9 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 from .annotations import Span
 from .features import NO_FEATURES, Featurizer
 from .modeling import crf_parameters, iob2_transitions
-from .dataset import EncodedText, encode_text, model_inputs, plan_windows, spans_from_tags, with_special_tokens
+from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
+from .onnx_export import RUNTIMES, OnnxRuntime, onnx_model_path
 from .registry import read_model_settings
-
 
 
 @dataclass(frozen=True)
@@ -47,30 +47,81 @@ def viterbi(scores: np.ndarray, tags: Sequence[str], transitions: np.ndarray | N
     """Best tag sequence under the IOB2 constraints. `scores` is (length, tags): log-probabilities
     for a softmax model, emission scores for a CRF, whose `transitions[prev, next]` and `start`
     scores are then added."""
-    length, n = scores.shape
-    if length == 0:
-        return []
+    return viterbi_batch([scores], tags, transitions, start)[0]
+
+
+def viterbi_batch(scores: Sequence[np.ndarray], tags: Sequence[str], transitions: np.ndarray | None = None,
+                  start: np.ndarray | None = None) -> list[list[int]]:
+    """`viterbi` of several sequences at once: one numpy step per position serves every sequence, which
+    matters because a document has thousands of positions and each step is a handful of small operations."""
+    lengths = [len(s) for s in scores]
+    n = len(tags)
+    longest = max(lengths, default=0)
+    if longest == 0:
+        return [[] for _ in scores]
     allowed, allowed_first = (np.array(m, dtype=bool) for m in iob2_transitions(tags))
     penalty = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
-    first = scores[0] + (0.0 if start is None else start)
+    emissions = np.zeros((len(scores), longest, n))
+    for i, s in enumerate(scores):
+        emissions[i, :len(s)] = s
+    active = np.arange(longest)[None, :] < np.array(lengths)[:, None]  # (sequence, position)
+    first = emissions[:, 0] + (0.0 if start is None else start)
     score = np.where(allowed_first, first, -np.inf)
-    backpointers = np.zeros((length, n), dtype=np.int64)
-    for t in range(1, length):
-        candidates = score[:, None] + penalty  # (prev, next)
-        backpointers[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + scores[t]
-    best = [int(score.argmax())]
-    for t in range(length - 1, 0, -1):
-        best.append(int(backpointers[t, best[-1]]))
-    return best[::-1]
+    backpointers = np.zeros((longest, len(scores), n), dtype=np.uint8 if n < 256 else np.int64)
+    for t in range(1, longest):
+        candidates = score[:, :, None] + penalty  # (sequence, prev, next)
+        backpointers[t] = candidates.argmax(axis=1)
+        score = np.where(active[:, t, None], candidates.max(axis=1) + emissions[:, t], score)
+    # trace back all sequences together; a sequence stays on its best last tag until its own end
+    path = np.zeros((len(scores), longest), dtype=np.int64)
+    last = np.array(lengths) - 1
+    rows = np.arange(len(scores))
+    current = score.argmax(axis=1)
+    for t in range(longest - 1, -1, -1):
+        path[:, t] = current
+        if t:
+            current = np.where(last >= t, backpointers[t, rows, current], current)
+    return [path[i, :length].tolist() for i, length in enumerate(lengths)]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Runtime(Protocol):
+    """Runs the network: emission logits (windows, positions, tags) for a batch of framed, padded windows."""
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+               ) -> np.ndarray: ...
+
+
+class TorchRuntime:
+    def __init__(self, model):
+        self.model = model.eval()
+
+    @torch.inference_mode()
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
+                            token_type_ids=torch.from_numpy(token_type_ids))
+        return output.logits.float().numpy()
+
+
+DECODE_POSITIONS = 1 << 18
+"""Padded positions decoded together by `viterbi_batch` (bounds its memory on very long documents)."""
 
 
 class Predictor:
-    """Finds entities in raw texts. Offsets index the unmodified input `str`."""
+    """Finds entities in raw texts. Offsets index the unmodified input `str`.
+
+    `model` is a torch token classifier. Another `runtime` (an `OnnxRuntime`) may stand in for it, with
+    `model` None and the CRF's scores, if any, given as `crf` (as saved in the model settings)."""
 
     def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
-                 batch_size: int = 16, features: Featurizer = NO_FEATURES, version: str = ""):
-        self.model = model.eval()
+                 batch_size: int = 16, features: Featurizer = NO_FEATURES, version: str = "",
+                 runtime: Runtime | None = None, crf: dict | None = None):
+        self.model = model.eval() if model is not None else None
+        self.runtime = runtime or TorchRuntime(model)
         self.features = features
         self.tokenizer = tokenizer
         self.tags = list(tags)
@@ -78,18 +129,27 @@ class Predictor:
         self.stride = stride
         self.batch_size = batch_size
         self.version = version
-        crf = crf_parameters(model)
+        crf = crf_parameters(model) if model is not None else crf
         self.crf = (np.array(crf["transitions"]), np.array(crf["start"])) if crf else (None, None)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16) -> "Predictor":
+    def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16, runtime: str = "torch",
+                        threads: int = 0, onnx_dir: str | Path | None = None) -> "Predictor":
+        """`runtime` is one of RUNTIMES; the ONNX ones read `export_onnx`'s files from `onnx_dir`
+        (default MODEL_DIR/onnx) and use `threads` intra-op threads (0: one per available core)."""
         model_dir = Path(model_dir)
         settings = read_model_settings(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForTokenClassification.from_pretrained(model_dir)
-        return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"],
-                   batch_size=batch_size, features=Featurizer.from_dict(settings.get("features", {})),
-                   version=settings.get("version", model_dir.name))
+        common = dict(batch_size=batch_size, features=Featurizer.from_dict(settings.get("features", {})),
+                      version=settings.get("version", model_dir.name))
+        if runtime == "torch":
+            model = AutoModelForTokenClassification.from_pretrained(model_dir)
+            return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+        path = onnx_model_path(model_dir, quantized=runtime == "onnx-int8", onnx_dir=onnx_dir)
+        return cls(None, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common,
+                   runtime=OnnxRuntime(path, threads), crf=settings.get("crf"))
 
     @property
     def labels(self) -> list[str]:
@@ -100,7 +160,7 @@ class Predictor:
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         encoded = [self.encode(text) for text in texts]
-        return [self._decode(enc, scores) for enc, scores in zip(encoded, self._token_scores(encoded))]
+        return self._decode(encoded, self._token_scores(encoded))
 
     def predict_one(self, text: str) -> list[Entity]:
         return self.predict([text])[0]
@@ -108,20 +168,23 @@ class Predictor:
     def predict_with_uncertainty(self, texts: Sequence[str]) -> list[tuple[list[Entity], float]]:
         """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
         encoded = [self.encode(text) for text in texts]
-        return [(self._decode(enc, scores), tag_margin_uncertainty(scores[enc.unit_tokens]))
-                for enc, scores in zip(encoded, self._token_scores(encoded))]
+        scores = self._token_scores(encoded)
+        return list(zip(self._decode(encoded, scores),
+                        (tag_margin_uncertainty(s[enc.unit_tokens]) for enc, s in zip(encoded, scores))))
 
     def _token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
         """Per document, the logits of each token from the window where it is most central."""
         content = self.max_length - 2
+        ids = [np.asarray(enc.input_ids, dtype=np.int64) for enc in encoded]
+        types = [np.asarray(enc.token_types, dtype=np.int64) for enc in encoded]
         windows = [(doc, start, end) for doc, enc in enumerate(encoded)
                    for start, end in plan_windows(len(enc.input_ids), content, self.stride)]
         windows.sort(key=lambda w: w[2] - w[1], reverse=True)  # similar lengths batch together
         out = [np.zeros((len(enc.input_ids), len(self.tags)), dtype=np.float32) for enc in encoded]
         best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
         for batch in _chunks(windows, self.batch_size):
-            batch_logits = self._run_model([encoded[d].input_ids[s:e] for d, s, e in batch],
-                                              [encoded[d].token_types[s:e] for d, s, e in batch])
+            batch_logits = self.runtime.logits(*window_inputs(
+                [ids[d][s:e] for d, s, e in batch], [types[d][s:e] for d, s, e in batch], self.tokenizer))
             for (doc, start, end), window_logits in zip(batch, batch_logits):
                 positions = np.arange(start, end)
                 margin = np.minimum(positions - start, end - 1 - positions)
@@ -130,19 +193,19 @@ class Predictor:
                 best_margin[doc][start:end][better] = margin[better]
         return out
 
-    @torch.inference_mode()
-    def _run_model(self, token_windows: list[list[int]], type_windows: list[list[int]]) -> np.ndarray:
-        inputs = model_inputs([with_special_tokens(w, self.tokenizer) for w in token_windows],
-                              [with_special_tokens(t, self.tokenizer, fill=0) for t in type_windows],
-                              self.tokenizer.pad_token_id)
-        logits = self.model(**inputs).logits
-        return logits.float().numpy()
-
-    def _decode(self, encoded: EncodedText, token_logits: np.ndarray) -> list[Entity]:
-        unit_logits = token_logits[encoded.unit_tokens]
-        unit_log_probs = unit_logits - np.logaddexp.reduce(unit_logits, axis=1, keepdims=True)
+    def _decode(self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]) -> list[list[Entity]]:
+        unit_logits = [logits[enc.unit_tokens] for enc, logits in zip(encoded, token_logits)]
+        unit_log_probs = [log_softmax(logits) for logits in unit_logits]
         transitions, start = self.crf
-        path = viterbi(unit_logits if transitions is not None else unit_log_probs, self.tags, transitions, start)
+        scores = unit_logits if transitions is not None else unit_log_probs
+        paths: list[list[int]] = [[] for _ in encoded]
+        order = sorted(range(len(encoded)), key=lambda i: len(scores[i]))
+        for group in _length_groups(order, [len(s) for s in scores], DECODE_POSITIONS):
+            for i, path in zip(group, viterbi_batch([scores[i] for i in group], self.tags, transitions, start)):
+                paths[i] = path
+        return [self._entities(enc, log_probs, path) for enc, log_probs, path in zip(encoded, unit_log_probs, paths)]
+
+    def _entities(self, encoded: EncodedText, unit_log_probs: np.ndarray, path: list[int]) -> list[Entity]:
         entities = []
         for span in spans_from_tags([self.tags[i] for i in path]):
             first_char = encoded.units[span.start]
@@ -162,37 +225,44 @@ def tag_margin_uncertainty(unit_logits: np.ndarray) -> float:
     by their length alone."""
     if len(unit_logits) == 0:
         return 0.0
-    log_probs = unit_logits - np.logaddexp.reduce(unit_logits, axis=1, keepdims=True)
-    top_two = np.sort(np.exp(log_probs), axis=1)[:, -2:]
+    top_two = np.sort(np.exp(log_softmax(unit_logits)), axis=1)[:, -2:]
     return float(np.mean(1.0 - (top_two[:, 1] - top_two[:, 0])))
+
+
+def window_inputs(id_windows: Sequence[np.ndarray], type_windows: Sequence[np.ndarray], tokenizer
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """input_ids, attention_mask and token_type_ids (int64) of windows framed as [CLS] ... [SEP] and
+    right-padded; the special and padding positions have token type 0."""
+    width = 2 + max(len(w) for w in id_windows)
+    input_ids = np.full((len(id_windows), width), tokenizer.pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros_like(input_ids)
+    token_type_ids = np.zeros_like(input_ids)
+    for row, (window, types) in enumerate(zip(id_windows, type_windows)):
+        n = len(window)
+        input_ids[row, 0] = tokenizer.cls_token_id
+        input_ids[row, 1:n + 1] = window
+        input_ids[row, n + 1] = tokenizer.sep_token_id
+        attention_mask[row, :n + 2] = 1
+        token_type_ids[row, 1:n + 1] = types
+    return input_ids, attention_mask, token_type_ids
+
+
+def _length_groups(order: list[int], lengths: list[int], budget: int) -> Iterator[list[int]]:
+    """Consecutive runs of `order` (sorted by length) whose count times their longest length stays
+    within `budget`; a single sequence longer than the budget makes a group of its own."""
+    group: list[int] = []
+    for i in order:
+        if group and (len(group) + 1) * lengths[i] > budget:
+            yield group
+            group = []
+        group.append(i)
+    if group:
+        yield group
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def read_text_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, str, Path]]:
-    """(doc_id, text, path) for `.txt` files and for the `.txt` files inside folders (sorted).
-
-    doc_id is the file name without `.txt`. Files are read as UTF-8 (a BOM is removed), unmodified.
-    """
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-            if not files:
-                raise FileNotFoundError(f"{path}: folder holds no .txt files")
-        elif path.is_file():
-            files = [path]
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-        for file in files:
-            try:
-                text = file.read_text(encoding="utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{file}: not valid UTF-8 ({exc})") from None
-            yield file.stem if file.suffix == ".txt" else file.name, text, file
 
 
 def prediction_record(doc_id: str, text: str, entities: Sequence[Entity]) -> dict:
@@ -218,9 +288,13 @@ def read_predictions(path: str | Path) -> list[dict]:
     return records
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and `taskset` restrict)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_threads(threads: int = 0) -> int:
-    """Use `threads` intra-op threads, or one per core available to this process when 0."""
-    if threads <= 0:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Use `threads` torch intra-op threads, or one per core available to this process when 0."""
+    threads = available_cores() if threads <= 0 else threads
     torch.set_num_threads(threads)
     return threads

@@ -1,0 +1,237 @@
+"""Batch-prediction benchmark: `make bench [MODEL=models/<version>]`.
+
+Builds a fixed document set of at least --chars characters from data/raw/**/*.txt (sorted, repeated
+as often as needed, each copy its own doc id), then runs each runtime over it in a subprocess of its
+own (so that peak memory figures do not mix):
+
+- `pipeline`: the reference, `transformers.pipeline("token-classification", aggregation_strategy="simple")`
+  on the same model directory, one call per document, chunking long documents itself with `stride`
+  set to the model's window overlap;
+- `torch`, `onnx`, `onnx-int8`: `policy_ner.batch.predict_files`, exactly what `policy-ner predict` runs.
+
+Every run reads the documents from a JSONL file and writes its predictions to JSONL; model loading is
+not timed. `torch` also runs on the document set twice over (twice the documents), to show that peak
+memory does not grow with the number of documents. Then the strict micro F1 of torch, onnx and onnx-int8 on the gold
+annotations (all documents, and the model's dev documents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIMES = ("pipeline", "torch", "onnx", "onnx-int8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--chars", type=int, default=500_000, help="at least this many characters (default 500,000)")
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES))
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per available core)")
+    parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (ours)")
+    parser.add_argument("--no-quality", action="store_true", help="skip the F1 comparison")
+    parser.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)
+    parser.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(run_worker(args)))
+        return 0
+    return run_benchmark(args)
+
+
+# --- the benchmark --------------------------------------------------------------------------------
+
+def document_set(min_chars: int) -> list[dict]:
+    """The raw documents in path order, repeated until there are at least `min_chars` characters."""
+    files = sorted((ROOT / "data" / "raw").rglob("*.txt"))
+    texts = [(p.stem, p.read_text(encoding="utf-8-sig")) for p in files]
+    documents, total, copy = [], 0, 0
+    while total < min_chars:
+        for stem, text in texts:
+            documents.append({"doc_id": f"{stem}~{copy}", "text": text})
+            total += len(text)
+        copy += 1
+    return documents
+
+
+def run_benchmark(args) -> int:
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    documents = document_set(args.chars)
+    doubled = documents + [{**d, "doc_id": f"{d['doc_id']}~b"} for d in documents]
+    machine = f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} available), load average " \
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    print(f"model {args.model}; {len(documents)} documents, {sum(len(d['text']) for d in documents):,} characters "
+          f"(data/raw repeated); {machine}", flush=True)
+    if any(r.startswith("onnx") for r in runtimes) and not (args.model / "onnx" / "model.int8.onnx").is_file():
+        print("exporting ONNX ...", flush=True)
+        subprocess.run([sys.executable, "-m", "policy_ner.cli", "export-onnx", str(args.model)], check=True)
+
+    with tempfile.TemporaryDirectory(prefix="policy-ner-bench-") as scratch:
+        scratch = Path(scratch)
+        sets = {"all": write_jsonl(scratch / "docs.jsonl", documents),
+                "doubled": write_jsonl(scratch / "doubled.jsonl", doubled)}
+        results = {}
+        plan = [(runtime, "all") for runtime in runtimes] + ([("torch", "doubled")] if "torch" in runtimes else [])
+        for runtime, size in plan:
+            command = [sys.executable, __file__, str(args.model), "--worker", runtime, "--docs", str(sets[size]),
+                       "--out", str(scratch / f"{runtime}-{size}.jsonl"), "--threads", str(args.threads),
+                       "--batch-size", str(args.batch_size)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            results[runtime, size] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"  {runtime} ({size}): {results[runtime, size]}", flush=True)
+
+    print()
+    print(speed_table({r: results[r, "all"] for r in runtimes}))
+    if ("torch", "doubled") in results:
+        print()
+        print(memory_table(results["torch", "all"], results["torch", "doubled"]))
+    if not args.no_quality:
+        print()
+        print(quality_table(args.model, [r for r in runtimes if r != "pipeline"]))
+    return 0
+
+
+def write_jsonl(path: Path, documents: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in documents), encoding="utf-8")
+    return path
+
+
+def speed_table(results: dict[str, dict]) -> str:
+    """Speed per runtime, in wall-clock and in CPU time, with the ratios to the pipeline and to torch."""
+    def ratios(r: dict, key: str) -> str:
+        speed = r["characters"] / r[key]
+        return " | ".join(f"{speed / (base['characters'] / base[key]):.2f}" if base else "-"
+                          for base in (results.get("pipeline"), results.get("torch")))
+
+    lines = ["| runtime | documents | characters | seconds | chars/s | s/doc | peak RSS MB | × pipeline | × torch "
+             "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for runtime, r in results.items():
+        lines.append(f"| {runtime} | {r['documents']:,} | {r['characters']:,} | {r['seconds']:.1f} | "
+                     f"{r['characters'] / r['seconds']:,.0f} | {r['seconds'] / r['documents']:.4f} | "
+                     f"{r['peak_rss_mb']:,.0f} | {ratios(r, 'seconds')} | {r['cpu_seconds']:.1f} | "
+                     f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} |")
+    return "\n".join(lines)
+
+
+def memory_table(single: dict, double: dict) -> str:
+    lines = ["| torch run | documents | characters | RSS after loading MB | peak RSS MB |",
+             "|---|---:|---:|---:|---:|"]
+    for name, r in (("the document set", single), ("twice over", double)):
+        lines.append(f"| {name} | {r['documents']:,} | {r['characters']:,} | {r['loaded_rss_mb']:,.0f} | "
+                     f"{r['peak_rss_mb']:,.0f} |")
+    return "\n".join(lines)
+
+
+def quality_table(model_dir: Path, runtimes: list[str]) -> str:
+    from policy_ner.annotations import load_documents, resolve_annotation_files
+    from policy_ner.evaluation import evaluate
+    from policy_ner.inference import Predictor
+    from policy_ner.registry import read_model_card, read_model_settings
+    from policy_ner.training import predict_documents
+
+    labels = read_model_settings(model_dir)["labels"]
+    gold = load_documents(resolve_annotation_files(["annotations/*.json"], ROOT), labels)
+    dev_ids = set(read_model_card(model_dir)["data"].get("dev_documents", []))
+    dev = [d for d in gold if d.doc_id in dev_ids]
+    scores = {}
+    for runtime in runtimes:
+        predicted = predict_documents(Predictor.from_pretrained(model_dir, runtime=runtime), gold)
+        scores[runtime] = (evaluate(gold, predicted, labels).micro.f1,
+                           evaluate(dev, {d.doc_id: predicted[d.doc_id] for d in dev}, labels).micro.f1 if dev else None)
+    base = scores.get("torch")
+    lines = [f"strict micro F1 on annotations/*.json ({len(gold)} documents; dev: {len(dev)} documents)",
+             "| runtime | F1 all | F1 dev | Δ all vs torch (points) | Δ dev vs torch (points) |",
+             "|---|---:|---:|---:|---:|"]
+    for runtime, (all_f1, dev_f1) in scores.items():
+        delta = lambda i: f"{100 * (scores[runtime][i] - base[i]):+.2f}" if base and base[i] is not None else "-"  # noqa: E731
+        lines.append(f"| {runtime} | {all_f1:.4f} | {dev_f1 if dev_f1 is None else f'{dev_f1:.4f}'} | "
+                     f"{delta(0)} | {delta(1)} |")
+    return "\n".join(lines)
+
+
+# --- one runtime, in its own process ----------------------------------------------------------------
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process, all its threads: unlike wall time, barely moved by other processes
+    sharing the cores (the development machine is shared)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(loaded: float, started: tuple[float, float], **counts) -> dict:
+    return {**counts, "seconds": round(time.perf_counter() - started[0], 2),
+            "cpu_seconds": round(cpu_seconds() - started[1], 2), "loaded_rss_mb": round(loaded, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def run_worker(args) -> dict:
+    if args.worker == "pipeline":
+        return run_pipeline(args)
+    from policy_ner.batch import predict_files
+    from policy_ner.inference import Predictor, set_threads
+
+    threads = set_threads(args.threads)
+    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker,
+                                          threads=threads)
+    predictor.predict(["对台资企业给予最高300万元补贴。"])
+    loaded = peak_rss_mb()
+    started = time.perf_counter(), cpu_seconds()
+    summary = predict_files(predictor, [args.docs], args.out, overwrite=True)
+    return measured(loaded, started, documents=summary.documents, characters=summary.characters,
+                    entities=summary.entities, threads=threads)
+
+
+def run_pipeline(args) -> dict:
+    """The reference: what one would write with transformers alone. The model directory's tokenizer is
+    already a fast (tokenizers-backed) one in transformers 5; only its `model_max_length` is set to the
+    model's window so that the pipeline chunks documents. The pipeline passes token type 0 everywhere, so
+    a model with word features sees none (the figures are a speed reference, not a quality one)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    import policy_ner.modeling  # noqa: F401  (registers the scratch model's head with the Auto classes)
+    from policy_ner.inference import set_threads
+    from policy_ner.registry import read_model_settings
+
+    threads = set_threads(args.threads)
+    settings = read_model_settings(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model, model_max_length=settings["max_length"])
+    model = AutoModelForTokenClassification.from_pretrained(args.model)
+    tagger = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="simple",
+                      stride=settings["stride"], device=torch.device("cpu"))
+    tagger("对台资企业给予最高300万元补贴。")
+    loaded = peak_rss_mb()
+    documents = characters = entities = 0
+    started = time.perf_counter(), cpu_seconds()
+    with open(args.docs, encoding="utf-8") as source, open(args.out, "w", encoding="utf-8") as sink:
+        for line in source:
+            record = json.loads(line)
+            found = tagger(record["text"])
+            sink.write(json.dumps({"doc_id": record["doc_id"], "entities": [
+                {"label": e["entity_group"], "start": int(e["start"]), "end": int(e["end"]),
+                 "score": float(np.round(e["score"], 4))} for e in found]}, ensure_ascii=False) + "\n")
+            sink.flush()
+            documents += 1
+            characters += len(record["text"])
+            entities += len(found)
+    return measured(loaded, started, documents=documents, characters=characters, entities=entities, threads=threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
