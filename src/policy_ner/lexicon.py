@@ -80,10 +80,8 @@ def sentence_chunks(text: str, max_chars: int = LAC_MAX_CHARS) -> Iterator[tuple
         start = end
 
 
-@functools.lru_cache(maxsize=256)
-def lac_features(text: str) -> tuple[int, ...]:
-    """1 + LAC tag id per character; NONE on whitespace. Cached: cross-validation asks for the
-    same documents again and again."""
+def lac_features(text: str) -> list[int]:
+    """1 + LAC tag id per character; NONE on whitespace."""
     session, vocab, oov, full_to_half, transitions = _lac()
     chunks = sorted(sentence_chunks(text), key=lambda c: c[1] - c[0])
     features = [NONE] * len(text)
@@ -98,7 +96,7 @@ def lac_features(text: str) -> tuple[int, ...]:
         for row, (start, end) in enumerate(batch):
             for offset, tag in enumerate(crf_decode(emissions[row, :end - start], transitions)):
                 features[start + offset] = 1 + tag
-    return tuple(NONE if c.isspace() else f for c, f in zip(text, features))
+    return [NONE if c.isspace() else f for c, f in zip(text, features)]
 
 
 def crf_decode(emissions: np.ndarray, transitions: np.ndarray) -> list[int]:
