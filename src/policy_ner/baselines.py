@@ -13,9 +13,7 @@ Each is a `Tagger`: `fit(documents)` then `predict(texts)` gives entities with e
 
 from __future__ import annotations
 
-import re
 import unicodedata
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 

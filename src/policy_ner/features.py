@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .annotations import Document
-from .lexicon import BOUNDARY_TYPES, LAC_TAGS, lac_features, word_boundaries
+from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features, word_boundaries
 
 CHANNELS = ("jieba", "lac", "gazetteer", "money")
 
@@ -34,7 +34,6 @@ _UNIT = r"(?:万亿元|千万元|百万元|万元|亿元|元|万|亿)"
 AMOUNT = _NUMBER + r"(?:\s*" + _UNIT + r")?(?:\s*(?:至|到|-|~|～|—|－)\s*" + _NUMBER + r")?\s*" + _UNIT
 """An amount of money: a number or a range, with its units (`300万`, `58.09万元`, `5万至10万元`)."""
 _AMOUNT = re.compile(AMOUNT)
-_SENTENCE_END = re.compile(r"[。；;！!？?\n]")
 _CLAUSE_END = re.compile(r"[，,。；;！!？?\n]")
 SUPPORT_WINDOW = 20
 """How many characters before an amount are searched for a support word."""
@@ -50,21 +49,26 @@ def amount_spans(text: str) -> list[tuple[int, int]]:
 def support_before(text: str, start: int, window: int = SUPPORT_WINDOW) -> int:
     """Where the nearest support word stands in the `window` characters before `start`: in the
     same clause (no comma between), elsewhere in the same sentence, or nowhere."""
-    sentence = _SENTENCE_END.split(text[max(0, start - window):start])[-1]
+    sentence = SENTENCE_END.split(text[max(0, start - window):start])[-1]
     clause = _CLAUSE_END.split(sentence)[-1]
     if any(word in clause for word in SUPPORT_WORDS):
         return SUPPORT_IN_CLAUSE
     return SUPPORT_IN_SENTENCE if any(word in sentence for word in SUPPORT_WORDS) else NO_SUPPORT
 
 
-def money_values(text: str) -> list[int]:
-    """0 outside amounts; inside, 1 + 2·support_before on the first character, one more on the rest."""
-    values = [0] * len(text)
-    for start, end in amount_spans(text):
-        begin = 1 + 2 * support_before(text, start)
+def begin_inside_values(length: int, marks: Iterable[tuple[int, int, int]]) -> list[int]:
+    """0 everywhere but in each (start, end, begin): `begin` on its first character, `begin + 1` on the rest."""
+    values = [0] * length
+    for start, end, begin in marks:
         values[start] = begin
         values[start + 1:end] = [begin + 1] * (end - start - 1)
     return values
+
+
+def money_values(text: str) -> list[int]:
+    """0 outside amounts; inside, 1 + 2·support_before on the first character, one more on the rest."""
+    return begin_inside_values(len(text), ((start, end, 1 + 2 * support_before(text, start))
+                                           for start, end in amount_spans(text)))
 
 
 # --- gazetteer ----------------------------------------------------------------------------------
@@ -85,7 +89,7 @@ def mention_votes(documents: Iterable[Document]) -> dict[str, Counter]:
 
 def gazetteer_from(votes: dict[str, Counter]) -> dict[str, str]:
     """Each mention text with its most frequent label (ties: the label first seen)."""
-    return {mention: counts.most_common(1)[0][0] for mention, counts in votes.items() if sum(counts.values())}
+    return {mention: counts.most_common(1)[0][0] for mention, counts in votes.items()}
 
 
 def gazetteer_matches(text: str, gazetteer: dict[str, str]) -> list[tuple[int, int, str]]:
@@ -107,12 +111,8 @@ def gazetteer_matches(text: str, gazetteer: dict[str, str]) -> list[tuple[int, i
 def gazetteer_values(text: str, gazetteer: dict[str, str], labels: Sequence[str]) -> list[int]:
     """1 + 2·label index on a match's first character, one more on the rest; 0 elsewhere."""
     index = {label: i for i, label in enumerate(labels)}
-    values = [0] * len(text)
-    for start, end, label in gazetteer_matches(text, gazetteer):
-        begin = 1 + 2 * index[label]
-        values[start] = begin
-        values[start + 1:end] = [begin + 1] * (end - start - 1)
-    return values
+    return begin_inside_values(len(text), ((start, end, 1 + 2 * index[label])
+                                           for start, end, label in gazetteer_matches(text, gazetteer)))
 
 
 # --- packing channels into one id ---------------------------------------------------------------
@@ -168,17 +168,8 @@ class Featurizer:
         left out, it shows how often mentions recur in unseen text, as at prediction time."""
         if "gazetteer" not in self.channels:
             return [self.values(doc.text) for doc in documents]
-        by_group: dict[str, list[Document]] = defaultdict(list)
-        for doc in documents:
-            by_group[group(doc.doc_id)].append(doc)
-        total = mention_votes(documents)
-        held_out = {}
-        for name, members in by_group.items():
-            remaining = {m: c.copy() for m, c in total.items()}
-            for mention, counts in mention_votes(members).items():
-                remaining[mention].subtract(counts)
-                remaining[mention] = +remaining[mention]
-            held_out[name] = gazetteer_from(remaining)
+        held_out = {name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
+                    for name in {group(d.doc_id) for d in documents}}
         return [self._packed(doc.text, held_out[group(doc.doc_id)]) for doc in documents]
 
     def _packed(self, text: str, gazetteer: dict[str, str]) -> list[int]:

@@ -24,7 +24,8 @@ LAC_TAGS = 59
 LAC_MAX_CHARS = 200
 """LAC was trained on sentences: longer texts are cut after sentence-final punctuation or newlines."""
 LAC_BATCH = 32
-_SENTENCE_END = re.compile(r"[。！？；!?;\n]")
+SENTENCE_END = re.compile(r"[。！？；!?;\n]")
+"""Where a sentence ends: 。！？； and their ASCII forms, or a newline."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,7 +73,7 @@ def lac_feature_id(tag: str) -> int:
 
 def sentence_chunks(text: str, max_chars: int = LAC_MAX_CHARS) -> Iterator[tuple[int, int]]:
     """[start, end) pieces covering `text`: sentences, with any longer than `max_chars` cut further."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
     start = 0
     for end in ends + ([len(text)] if not ends or ends[-1] < len(text) else []):
         for piece_start in range(start, end, max_chars):
