@@ -7,6 +7,7 @@ import torch
 
 from conftest import LABELS
 from policy_ner.config import config_from_dict
+from policy_ner.decoding import best_paths
 from policy_ner.inference import Predictor, viterbi, viterbi_batch
 from policy_ner.modeling import build_char_vocab, char_tokenizer
 
@@ -98,3 +99,21 @@ def test_batched_viterbi_finds_each_sequences_best_path_with_and_without_crf_sco
         paths = viterbi_batch(scores, TAGS, transitions, start)
         assert paths == [brute_force_best_path(s, transitions, start) if len(s) else [] for s in scores]
         assert paths == [viterbi(s, TAGS, transitions, start) for s in scores]
+
+
+def test_best_paths_with_unconstrained_float32_transitions_as_lac_decodes():
+    import itertools
+
+    rng = np.random.default_rng(2)
+    tags = 4
+    transitions = rng.normal(0, 1, (tags, tags)).astype(np.float32)
+    sequences = [rng.normal(0, 2, (n, tags)).astype(np.float32) for n in (5, 1, 0, 3)]
+
+    def score(e, path):
+        return sum(e[t, i] for t, i in enumerate(path)) + sum(transitions[a, b] for a, b in zip(path, path[1:]))
+
+    expected = [list(max(itertools.product(range(tags), repeat=len(e)), key=lambda p: score(e, p))) if len(e) else []
+                for e in sequences]
+    assert best_paths(sequences, transitions) == expected
+    # ties go to the lowest tag id, as numpy's argmax would choose
+    assert best_paths([np.zeros((3, tags), dtype=np.float32)], np.zeros((tags, tags), dtype=np.float32)) == [[0, 0, 0]]

