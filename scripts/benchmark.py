@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per available core)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (ours)")
     parser.add_argument("--no-quality", action="store_true", help="skip the F1 comparison")
+    parser.add_argument("--no-overlap", action="store_true", help="ours: one stage at a time (predict --no-overlap)")
     parser.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -85,7 +86,7 @@ def run_benchmark(args) -> int:
         for runtime, size in plan:
             command = [sys.executable, __file__, str(args.model), "--worker", runtime, "--docs", str(sets[size]),
                        "--out", str(scratch / f"{runtime}-{size}.jsonl"), "--threads", str(args.threads),
-                       "--batch-size", str(args.batch_size)]
+                       "--batch-size", str(args.batch_size)] + (["--no-overlap"] if args.no_overlap else [])
             done = subprocess.run(command, check=True, capture_output=True, text=True)
             results[runtime, size] = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"  {runtime} ({size}): {results[runtime, size]}", flush=True)
@@ -185,13 +186,13 @@ def run_worker(args) -> dict:
     from policy_ner.batch import predict_files
     from policy_ner.inference import Predictor, set_threads
 
-    threads = set_threads(args.threads)
+    threads = set_threads(args.threads, overlapped=not args.no_overlap)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker,
                                           threads=threads)
     predictor.predict(["对台资企业给予最高300万元补贴。"])
     loaded = peak_rss_mb()
     started = time.perf_counter(), cpu_seconds()
-    summary = predict_files(predictor, [args.docs], args.out, overwrite=True)
+    summary = predict_files(predictor, [args.docs], args.out, overwrite=True, overlap=not args.no_overlap)
     return measured(loaded, started, documents=summary.documents, characters=summary.characters,
                     entities=summary.entities, threads=threads)
 

@@ -294,11 +294,11 @@ def test_an_interrupted_run_leaves_a_valid_file_and_resume_completes_it(tiny_mod
     class InterruptedAfterTwoBatches(Predictor):
         batches = 0
 
-        def predict(self, texts):
+        def predict_encoded(self, encoded):
             type(self).batches += 1
             if self.batches > 2:
                 raise KeyboardInterrupt
-            return super().predict(texts)
+            return super().predict_encoded(encoded)
 
     interrupted = InterruptedAfterTwoBatches.from_pretrained(tiny_model)
     output = tmp_path / "out.json"
@@ -309,6 +309,27 @@ def test_an_interrupted_run_leaves_a_valid_file_and_resume_completes_it(tiny_mod
     summary = predict_files(Predictor.from_pretrained(tiny_model), [input_folder], output, resume=True)
     assert (summary.resumed, summary.documents) == (2, 4)
     assert output.read_bytes() == reference_outputs["labelstudio"].read_bytes()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_document_that_fails_in_the_model_is_skipped_and_its_batch_still_written(tiny_model, input_folder,
+                                                                                    reference_outputs, tmp_path,
+                                                                                    overlap):
+    failing = "zz_quiet"
+
+    class FailsOnOneText(Predictor):
+        def encode(self, texts):
+            if NO_ENTITY_TEXT in texts:
+                raise RuntimeError("analyser crashed")
+            return super().encode(texts)
+
+    output = tmp_path / "out.jsonl"
+    summary = predict_files(FailsOnOneText.from_pretrained(tiny_model), [input_folder], output, overlap=overlap)
+    assert summary.exit_code == EXIT_SKIPPED and summary.documents == 5
+    (skipped,) = summary.skipped
+    assert skipped.source.endswith(f"{failing}.txt") and "prediction failed (RuntimeError: analyser crashed)" in skipped.reason
+    expected = [r for r in records_by_id(reference_outputs["jsonl"]).values() if r["doc_id"] != failing]
+    assert list(records_by_id(output).values()) == expected
 
 
 def test_resume_refuses_a_file_damaged_before_its_end(tiny_model, input_folder, reference_outputs, tmp_path, capsys):

@@ -16,6 +16,7 @@ import functools
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Sequence, TextIO
@@ -58,13 +59,15 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
                   glob: str = DEFAULT_GLOB, input_format: str = "auto", text_field: str = "text",
                   id_field: str = "doc_id", batch_documents: int = BATCH_DOCUMENTS,
                   batch_characters: int = BATCH_CHARACTERS, progress: TextIO | None = None,
-                  stdin: BinaryIO | None = None) -> BatchSummary:
+                  stdin: BinaryIO | None = None, overlap: bool = True) -> BatchSummary:
     """Predict every document of `inputs` (files, folders, JSONL files, `-` for standard input) into
     `output` (format from `format` or the suffix: .jsonl, .csv, .json for Label Studio).
 
     Bad inputs are skipped and listed in the summary. A doc id met a second time is skipped too (the
     first one wins), since a prediction file holds each doc id once. With `resume`, documents already
-    in `output` are not predicted again. `progress` (e.g. sys.stderr) gets a progress line."""
+    in `output` are not predicted again. `progress` (e.g. sys.stderr) gets a progress line. `overlap`
+    encodes the next batch while the network runs on the current one (see `_Stages`; give the two
+    stages their cores with `inference.set_threads(overlapped=True)`)."""
     sources = plan_inputs(inputs, glob, input_format)
     fmt = output_format(output, format)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model_version=predictor.version)
@@ -74,6 +77,7 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     first_source: dict[str, str] = {}
     pending: list[InputDocument] = []
     started = time.perf_counter()
+    stages = _Stages(predictor, writer, summary, bar, overlap)
     try:
         for item in read_documents(sources, text_field, id_field, stdin):
             if isinstance(item, InputDocument) and item.doc_id in first_source:
@@ -89,43 +93,87 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
                 continue
             pending.append(item)
             if len(pending) >= batch_documents or sum(len(d.text) for d in pending) >= batch_characters:
-                _predict_batch(predictor, pending, writer, summary, bar)
-        _predict_batch(predictor, pending, writer, summary, bar)
+                stages.submit(pending)
+                pending = []
+        stages.submit(pending)
+        stages.finish()
     finally:
+        stages.close()
         writer.close()
         summary.seconds = round(time.perf_counter() - started, 2)
         bar.finish()
     return summary
 
 
+class _Stages:
+    """Prediction of a batch in two stages: `Predictor.encode` (the feature analysers and the tokenizer)
+    and `Predictor.predict_encoded` (the network and decoding), then writing. With `overlap`, a worker
+    thread encodes the next batch while this thread runs the network on the current one: both stages
+    spend most of their time in native code that releases the GIL (ONNX Runtime, torch, the compiled
+    decoder), so on two cores they run side by side. At most two batches are held at a time."""
+
+    def __init__(self, predictor: Predictor, writer: PredictionWriter, summary: BatchSummary, bar: "Progress",
+                 overlap: bool):
+        self.predictor, self.writer, self.summary, self.bar = predictor, writer, summary, bar
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-ner-encode") if overlap else None
+        self.in_flight: tuple[list[InputDocument], Future] | None = None
+
+    def submit(self, documents: list[InputDocument]) -> None:
+        if not documents:
+            return
+        texts = [d.text for d in documents]
+        if self.worker is None:
+            self._write(documents, _encoded_now(self.predictor, texts))
+            return
+        encoding = self.worker.submit(self.predictor.encode, texts)
+        self.finish()
+        self.in_flight = documents, encoding
+
+    def finish(self) -> None:
+        if self.in_flight is not None:
+            documents, encoding = self.in_flight
+            self.in_flight = None
+            self._write(documents, encoding)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, documents: list[InputDocument], encoding: Future) -> None:
+        """Predict and write `documents`. Should the batch fail, each document is tried on its own and
+        the ones that still fail are skipped with the error."""
+        try:
+            found = self.predictor.predict_encoded(encoding.result())
+        except Exception:  # noqa: BLE001  (narrowed down per document below)
+            found = [_predict_alone(self.predictor, d) for d in documents]
+        summary = self.summary
+        for document, entities in zip(documents, found):
+            if isinstance(entities, Skipped):
+                _skip(entities, summary, self.bar)
+                continue
+            self.writer.write(document, entities)
+            summary.documents += 1
+            summary.entities += len(entities)
+            summary.characters += len(document.text)
+            summary.encodings[document.encoding] += 1
+            self.bar.advance(size=document.size, characters=len(document.text))
+        _release_freed_memory()
+
+
+def _encoded_now(predictor: Predictor, texts: list[str]) -> Future:
+    """`predictor.encode(texts)` run in this thread, as a finished future (its error, if any, inside)."""
+    done: Future = Future()
+    try:
+        done.set_result(predictor.encode(texts))
+    except Exception as exc:  # noqa: BLE001  (raised again by `result()`)
+        done.set_exception(exc)
+    return done
+
+
 def _skip(item: Skipped, summary: BatchSummary, bar: "Progress") -> None:
     summary.skipped.append(item)
     bar.note(f"skipped {item}")
     bar.advance(size=item.size, skipped=1)
-
-
-def _predict_batch(predictor: Predictor, pending: list[InputDocument], writer: PredictionWriter,
-                   summary: BatchSummary, bar: "Progress") -> None:
-    """Predict and write `pending`, then empty it. Should the batch fail, each document is tried on its
-    own and the ones that still fail are skipped with the error."""
-    if not pending:
-        return
-    try:
-        found = predictor.predict([d.text for d in pending])
-    except Exception:  # noqa: BLE001  (narrowed down per document below)
-        found = [_predict_alone(predictor, d) for d in pending]
-    for document, entities in zip(pending, found):
-        if isinstance(entities, Skipped):
-            _skip(entities, summary, bar)
-            continue
-        writer.write(document, entities)
-        summary.documents += 1
-        summary.entities += len(entities)
-        summary.characters += len(document.text)
-        summary.encodings[document.encoding] += 1
-        bar.advance(size=document.size, characters=len(document.text))
-    pending.clear()
-    _release_freed_memory()
 
 
 @functools.lru_cache(maxsize=1)

@@ -157,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--runtime", choices=RUNTIMES, default="torch",
                          help="torch, or ONNX Runtime on the export-onnx files (fp32 or INT8)")
     predict.add_argument("--onnx-dir", type=Path, help="folder of the export-onnx files (default MODEL_DIR/onnx)")
-    predict.add_argument("--threads", type=int, default=0, help="intra-op threads (default 0: one per available core)")
+    predict.add_argument("--threads", type=int, default=0,
+                         help="threads in all (default 0: one per available core); the feature stage and the "
+                              "network share them")
+    predict.add_argument("--no-overlap", action="store_true",
+                         help="encode a batch only after the previous one is written (one stage at a time, "
+                              "each with all the threads)")
     predict.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
     predict.add_argument("--quiet", action="store_true", help="no progress line on standard error")
     predict.set_defaults(handler=cmd_predict)
@@ -401,14 +406,14 @@ def cmd_predict(args) -> int:
     from .inference import Predictor, set_threads
 
     transformers_logging.disable_progress_bar()  # ours is the one to watch
-    threads = set_threads(args.threads)
+    network_threads = set_threads(args.threads, overlapped=not args.no_overlap)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.runtime,
-                                          threads=threads, onnx_dir=args.onnx_dir)
+                                          threads=network_threads, onnx_dir=args.onnx_dir)
     try:
         summary = predict_files(predictor, args.inputs, args.output, format=args.format, resume=args.resume,
                                 overwrite=args.overwrite, glob=args.glob, input_format=args.input_format,
                                 text_field=args.text_field, id_field=args.id_field,
-                                progress=None if args.quiet else sys.stderr)
+                                progress=None if args.quiet else sys.stderr, overlap=not args.no_overlap)
     except KeyboardInterrupt:
         print(f"interrupted: {args.output} holds every document finished so far; run the same command with "
               f"--resume to go on", file=sys.stderr)

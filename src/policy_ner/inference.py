@@ -21,8 +21,10 @@ from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
 from .features import NO_FEATURES, Featurizer
+from .lexicon import set_lac_threads
 from .modeling import crf_parameters, iob2_transitions
 from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
+from .decoding import best_paths
 from .onnx_export import RUNTIMES, OnnxRuntime, onnx_model_path
 from .registry import read_model_settings
 
@@ -52,36 +54,11 @@ def viterbi(scores: np.ndarray, tags: Sequence[str], transitions: np.ndarray | N
 
 def viterbi_batch(scores: Sequence[np.ndarray], tags: Sequence[str], transitions: np.ndarray | None = None,
                   start: np.ndarray | None = None) -> list[list[int]]:
-    """`viterbi` of several sequences at once: one numpy step per position serves every sequence, which
-    matters because a document has thousands of positions and each step is a handful of small operations."""
-    lengths = [len(s) for s in scores]
-    n = len(tags)
-    longest = max(lengths, default=0)
-    if longest == 0:
-        return [[] for _ in scores]
+    """`viterbi` of each sequence (`decoding.best_paths` under the IOB2 constraints)."""
     allowed, allowed_first = (np.array(m, dtype=bool) for m in iob2_transitions(tags))
     penalty = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
-    emissions = np.zeros((len(scores), longest, n))
-    for i, s in enumerate(scores):
-        emissions[i, :len(s)] = s
-    active = np.arange(longest)[None, :] < np.array(lengths)[:, None]  # (sequence, position)
-    first = emissions[:, 0] + (0.0 if start is None else start)
-    score = np.where(allowed_first, first, -np.inf)
-    backpointers = np.zeros((longest, len(scores), n), dtype=np.uint8 if n < 256 else np.int64)
-    for t in range(1, longest):
-        candidates = score[:, :, None] + penalty  # (sequence, prev, next)
-        backpointers[t] = candidates.argmax(axis=1)
-        score = np.where(active[:, t, None], candidates.max(axis=1) + emissions[:, t], score)
-    # trace back all sequences together; a sequence stays on its best last tag until its own end
-    path = np.zeros((len(scores), longest), dtype=np.int64)
-    last = np.array(lengths) - 1
-    rows = np.arange(len(scores))
-    current = score.argmax(axis=1)
-    for t in range(longest - 1, -1, -1):
-        path[:, t] = current
-        if t:
-            current = np.where(last >= t, backpointers[t, rows, current], current)
-    return [path[i, :length].tolist() for i, length in enumerate(lengths)]
+    first = np.where(allowed_first, 0.0 if start is None else start, -np.inf)
+    return best_paths(scores, penalty, first)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -105,10 +82,6 @@ class TorchRuntime:
         output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
                             token_type_ids=torch.from_numpy(token_type_ids))
         return output.logits.float().numpy()
-
-
-DECODE_POSITIONS = 1 << 18
-"""Padded positions decoded together by `viterbi_batch` (bounds its memory on very long documents)."""
 
 
 class Predictor:
@@ -155,11 +128,16 @@ class Predictor:
     def labels(self) -> list[str]:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
-    def encode(self, text: str) -> EncodedText:
-        return encode_text(text, self.tokenizer, self.features.values(text))
+    def encode(self, texts: Sequence[str]) -> list[EncodedText]:
+        """Each text tokenized, with its feature ids (computed for all the texts together)."""
+        return [encode_text(text, self.tokenizer, values)
+                for text, values in zip(texts, self.features.values_many(texts))]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
-        encoded = [self.encode(text) for text in texts]
+        return self.predict_encoded(self.encode(texts))
+
+    def predict_encoded(self, encoded: Sequence[EncodedText]) -> list[list[Entity]]:
+        """The entities of texts already `encode`d (batch prediction encodes the next batch meanwhile)."""
         return self._decode(encoded, self._token_scores(encoded))
 
     def predict_one(self, text: str) -> list[Entity]:
@@ -167,7 +145,7 @@ class Predictor:
 
     def predict_with_uncertainty(self, texts: Sequence[str]) -> list[tuple[list[Entity], float]]:
         """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
-        encoded = [self.encode(text) for text in texts]
+        encoded = self.encode(texts)
         scores = self._token_scores(encoded)
         return list(zip(self._decode(encoded, scores),
                         (tag_margin_uncertainty(s[enc.unit_tokens]) for enc, s in zip(encoded, scores))))
@@ -198,11 +176,7 @@ class Predictor:
         unit_log_probs = [log_softmax(logits) for logits in unit_logits]
         transitions, start = self.crf
         scores = unit_logits if transitions is not None else unit_log_probs
-        paths: list[list[int]] = [[] for _ in encoded]
-        order = sorted(range(len(encoded)), key=lambda i: len(scores[i]))
-        for group in _length_groups(order, [len(s) for s in scores], DECODE_POSITIONS):
-            for i, path in zip(group, viterbi_batch([scores[i] for i in group], self.tags, transitions, start)):
-                paths[i] = path
+        paths = viterbi_batch(scores, self.tags, transitions, start)
         return [self._entities(enc, log_probs, path) for enc, log_probs, path in zip(encoded, unit_log_probs, paths)]
 
     def _entities(self, encoded: EncodedText, unit_log_probs: np.ndarray, path: list[int]) -> list[Entity]:
@@ -247,19 +221,6 @@ def window_inputs(id_windows: Sequence[np.ndarray], type_windows: Sequence[np.nd
     return input_ids, attention_mask, token_type_ids
 
 
-def _length_groups(order: list[int], lengths: list[int], budget: int) -> Iterator[list[int]]:
-    """Consecutive runs of `order` (sorted by length) whose count times their longest length stays
-    within `budget`; a single sequence longer than the budget makes a group of its own."""
-    group: list[int] = []
-    for i in order:
-        if group and (len(group) + 1) * lengths[i] > budget:
-            yield group
-            group = []
-        group.append(i)
-    if group:
-        yield group
-
-
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -293,8 +254,13 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def set_threads(threads: int = 0) -> int:
-    """Use `threads` torch intra-op threads, or one per core available to this process when 0."""
+def set_threads(threads: int = 0, overlapped: bool = False) -> int:
+    """Use `threads` threads (0: one per core available to this process) for torch's intra-op pool and
+    for the LAC feature analyser, and return the network's share. `overlapped` is for batch prediction,
+    whose feature stage runs beside the network (`batch.predict_files`): the two then split the
+    threads, the network getting half (rounded up) and LAC the rest, at least one each."""
     threads = available_cores() if threads <= 0 else threads
-    torch.set_num_threads(threads)
-    return threads
+    network = (threads + 1) // 2 if overlapped else threads
+    torch.set_num_threads(network)
+    set_lac_threads(max(1, threads - network) if overlapped else threads)
+    return network
