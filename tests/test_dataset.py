@@ -48,6 +48,22 @@ def test_encoding_skips_whitespace_and_keeps_non_bmp_characters():
     assert tokenizer.convert_ids_to_tokens(encoded.input_ids)[:3] == ["[UNK]", "台", "胞"]
 
 
+def test_encoding_a_character_at_a_time_matches_the_tokenizer_on_the_whole_text():
+    from transformers import BertTokenizer
+
+    wordpiece = BertTokenizer(vocab={t: i for i, t in enumerate(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "台", "胞", "a", "e", "5", "0", "元", "##0"])},
+        do_lower_case=True, strip_accents=True)
+    texts = ["台胞 A\tÉ5000元\u3000𠮷😀\r\n", "é台", "", "\n\n"]
+    for tokenizer in (wordpiece, char_tokenizer(build_char_vocab(["台胞元5"]))):
+        for text in texts * 2:  # the second time from the remembered characters
+            encoded = encode_text(text, tokenizer)
+            whole = tokenizer(list(text), is_split_into_words=True, add_special_tokens=False) if text else None
+            assert encoded.input_ids == (whole["input_ids"] if text else [])
+            assert encoded.token_chars == (whole.word_ids() if text else [])
+    assert wordpiece.convert_ids_to_tokens(encode_text("É", wordpiece).input_ids) == ["e"]
+
+
 def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
     text = "第一条" + "。" * 20 + "台商区民生保障局负责" + "。" * 20
     start = text.index("台商区民生保障局")

@@ -8,6 +8,7 @@ document, and an entity shorter than the overlap lies whole inside at least one 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -63,20 +64,36 @@ class EncodedText:
 
 def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None) -> EncodedText:
     """`text` tokenized one character at a time; `char_features` holds one feature id per character."""
-    if not text:
-        return EncodedText(text, [], [], [], [], [])
-    encoding = tokenizer(list(text), is_split_into_words=True, add_special_tokens=False,
-                         return_attention_mask=False, return_token_type_ids=False)
-    token_chars = encoding.word_ids()
-    units, unit_tokens = [], []
-    for k, char_index in enumerate(token_chars):
-        if k == 0 or token_chars[k - 1] != char_index:
+    token_ids = char_token_ids(tokenizer, text)
+    input_ids, token_chars, units, unit_tokens = [], [], [], []
+    for char_index, char in enumerate(text):
+        ids = token_ids[char]
+        if ids:
             units.append(char_index)
-            unit_tokens.append(k)
+            unit_tokens.append(len(input_ids))
+            input_ids += ids
+            token_chars += [char_index] * len(ids)
     token_types = [char_features[c] for c in token_chars] if char_features is not None else [0] * len(token_chars)
-    return EncodedText(text, list(encoding["input_ids"]), list(token_chars), units, unit_tokens, token_types)
+    return EncodedText(text, input_ids, token_chars, units, unit_tokens, token_types)
 
 
+_TOKENS_OF_CHAR: "weakref.WeakKeyDictionary[object, dict[str, list[int]]]" = weakref.WeakKeyDictionary()
+
+
+def char_token_ids(tokenizer, text: str) -> dict[str, list[int]]:
+    """The token ids of each character of `text` as its own word (none for whitespace), remembered per
+    tokenizer: a character is tokenized the same way wherever it stands, and a corpus has a few
+    thousand distinct characters, so each is run through the tokenizer once."""
+    known = _TOKENS_OF_CHAR.setdefault(tokenizer, {})
+    new = [char for char in dict.fromkeys(text) if char not in known]
+    if new:
+        encoding = tokenizer(new, is_split_into_words=True, add_special_tokens=False,
+                             return_attention_mask=False, return_token_type_ids=False)
+        tokens: dict[str, list[int]] = {char: [] for char in new}
+        for token_id, word in zip(encoding["input_ids"], encoding.word_ids()):
+            tokens[new[word]].append(token_id)
+        known.update(tokens)  # complete entries only: another thread may be reading
+    return known
 def plan_windows(n_tokens: int, content_length: int, stride: int, shift: int = 0) -> list[tuple[int, int]]:
     """[start, end) token ranges of at most `content_length`, consecutive ones sharing at least
     `stride` tokens, covering every token. The last window is aligned to the end so it is full.
