@@ -66,7 +66,7 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     Bad inputs are skipped and listed in the summary. A doc id met a second time is skipped too (the
     first one wins), since a prediction file holds each doc id once. With `resume`, documents already
     in `output` are not predicted again. `progress` (e.g. sys.stderr) gets a progress line. `overlap`
-    encodes the next batch while the network runs on the current one (see `_Stages`; give the two
+    runs LAC on the next batch while the network runs on the current one (see `_Stages`; give the two
     stages their cores with `inference.set_threads(overlapped=True)`)."""
     sources = plan_inputs(inputs, glob, input_format)
     fmt = output_format(output, format)
@@ -106,44 +106,46 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
 
 
 class _Stages:
-    """Prediction of a batch in two stages: `Predictor.encode` (the feature analysers and the tokenizer)
-    and `Predictor.predict_encoded` (the network and decoding), then writing. With `overlap`, a worker
-    thread encodes the next batch while this thread runs the network on the current one: both stages
-    spend most of their time in native code that releases the GIL (ONNX Runtime, torch, the compiled
-    decoder), so on two cores they run side by side. At most two batches are held at a time."""
+    """Prediction of a batch in two stages. The native feature channels (LAC, whose ONNX Runtime session
+    releases the GIL; `Featurizer.native_channel_values`) come first; then this thread encodes the batch
+    (jieba, the other channels, the tokenizer), runs the network (torch or ONNX Runtime, also without
+    the GIL), decodes and writes. With `overlap`, a worker thread computes the next batch's native
+    channels while this thread works on the current batch, so on two cores the two stages run side by
+    side, each taking about half of the time. At most two batches are held at a time."""
 
     def __init__(self, predictor: Predictor, writer: PredictionWriter, summary: BatchSummary, bar: "Progress",
                  overlap: bool):
         self.predictor, self.writer, self.summary, self.bar = predictor, writer, summary, bar
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-ner-encode") if overlap else None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-ner-features") if overlap else None
         self.in_flight: tuple[list[InputDocument], Future] | None = None
 
     def submit(self, documents: list[InputDocument]) -> None:
         if not documents:
             return
         texts = [d.text for d in documents]
+        native = self.predictor.features.native_channel_values
         if self.worker is None:
-            self._write(documents, _encoded_now(self.predictor, texts))
+            self._write(documents, _run_now(native, texts))
             return
-        encoding = self.worker.submit(self.predictor.encode, texts)
+        ahead = self.worker.submit(native, texts)
         self.finish()
-        self.in_flight = documents, encoding
+        self.in_flight = documents, ahead
 
     def finish(self) -> None:
         if self.in_flight is not None:
-            documents, encoding = self.in_flight
+            documents, ahead = self.in_flight
             self.in_flight = None
-            self._write(documents, encoding)
+            self._write(documents, ahead)
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.shutdown(wait=True, cancel_futures=True)
 
-    def _write(self, documents: list[InputDocument], encoding: Future) -> None:
+    def _write(self, documents: list[InputDocument], ahead: Future) -> None:
         """Predict and write `documents`. Should the batch fail, each document is tried on its own and
         the ones that still fail are skipped with the error."""
         try:
-            found = self.predictor.predict_encoded(encoding.result())
+            found = self.predictor.predict_encoded(self.predictor.encode([d.text for d in documents], ahead.result()))
         except Exception:  # noqa: BLE001  (narrowed down per document below)
             found = [_predict_alone(self.predictor, d) for d in documents]
         summary = self.summary
@@ -160,11 +162,11 @@ class _Stages:
         _release_freed_memory()
 
 
-def _encoded_now(predictor: Predictor, texts: list[str]) -> Future:
-    """`predictor.encode(texts)` run in this thread, as a finished future (its error, if any, inside)."""
+def _run_now(work, *args) -> Future:
+    """`work(*args)` run in this thread, as a finished future (its error, if any, inside)."""
     done: Future = Future()
     try:
-        done.set_result(predictor.encode(texts))
+        done.set_result(work(*args))
     except Exception as exc:  # noqa: BLE001  (raised again by `result()`)
         done.set_exception(exc)
     return done

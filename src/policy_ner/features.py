@@ -40,6 +40,10 @@ SUPPORT_WINDOW = 20
 
 NO_SUPPORT, SUPPORT_IN_SENTENCE, SUPPORT_IN_CLAUSE = range(3)
 
+NATIVE_CHANNELS = ("lac",)
+"""Channels whose analyser runs in native code that releases the GIL (LAC's ONNX Runtime session):
+batch prediction computes them ahead, in a worker thread, while the network runs."""
+
 
 def amount_spans(text: str) -> list[tuple[int, int]]:
     """[start, end) of every amount of money in `text`."""
@@ -161,9 +165,15 @@ class Featurizer:
     def values(self, text: str) -> list[int]:
         return self.values_many([text])[0]
 
-    def values_many(self, texts: Sequence[str]) -> list[list[int]]:
-        """`values` of each text, computed together (the LAC channel batches sentences across texts)."""
-        return self._packed(texts, [self.gazetteer] * len(texts))
+    def values_many(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
+        """`values` of each text, computed together (the LAC channel batches sentences across texts);
+        `ahead` holds channels already computed by `native_channel_values`."""
+        return self._packed(texts, [self.gazetteer] * len(texts), ahead or {})
+
+    def native_channel_values(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
+        """The values of this featurizer's NATIVE_CHANNELS, for `values_many(texts, ahead=...)`."""
+        return {channel: self._channel_values(channel, texts, [self.gazetteer] * len(texts))
+                for channel in self.channels if channel in NATIVE_CHANNELS}
 
     def training_values(self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d) -> list[list[int]]:
         """Feature ids of each training document, its gazetteer channel built from the *other*
@@ -177,11 +187,13 @@ class Featurizer:
                     for name in {group(d.doc_id) for d in documents}}
         return self._packed(texts, [held_out[group(doc.doc_id)] for doc in documents])
 
-    def _packed(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]) -> list[list[int]]:
+    def _packed(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]],
+                ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
         packed = [[0] * len(text) for text in texts]
         radix = 1
         for channel, size in zip(self.channels, self.sizes):
-            for row, values in zip(packed, self._channel_values(channel, texts, gazetteers)):
+            channel_values = (ahead or {}).get(channel) or self._channel_values(channel, texts, gazetteers)
+            for row, values in zip(packed, channel_values):
                 row[:] = [total + value * radix for total, value in zip(row, values)]
             radix *= size
         # whitespace carries no token, and no feature

@@ -128,17 +128,18 @@ class Predictor:
     def labels(self) -> list[str]:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
-    def encode(self, texts: Sequence[str]) -> list[EncodedText]:
-        """Each text tokenized, with its feature ids (computed for all the texts together)."""
+    def encode(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[EncodedText]:
+        """Each text tokenized, with its feature ids (computed for all the texts together; `ahead` holds
+        the channels already computed by `features.native_channel_values(texts)`)."""
         return [encode_text(text, self.tokenizer, values)
-                for text, values in zip(texts, self.features.values_many(texts))]
+                for text, values in zip(texts, self.features.values_many(texts, ahead))]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         return self.predict_encoded(self.encode(texts))
 
     def predict_encoded(self, encoded: Sequence[EncodedText]) -> list[list[Entity]]:
-        """The entities of texts already `encode`d (batch prediction encodes the next batch meanwhile)."""
-        return self._decode(encoded, self._token_scores(encoded))
+        """The entities of texts already `encode`d."""
+        return self.entities_from_scores(encoded, self.token_scores(encoded))
 
     def predict_one(self, text: str) -> list[Entity]:
         return self.predict([text])[0]
@@ -146,11 +147,11 @@ class Predictor:
     def predict_with_uncertainty(self, texts: Sequence[str]) -> list[tuple[list[Entity], float]]:
         """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
         encoded = self.encode(texts)
-        scores = self._token_scores(encoded)
-        return list(zip(self._decode(encoded, scores),
+        scores = self.token_scores(encoded)
+        return list(zip(self.entities_from_scores(encoded, scores),
                         (tag_margin_uncertainty(s[enc.unit_tokens]) for enc, s in zip(encoded, scores))))
 
-    def _token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
+    def token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
         """Per document, the logits of each token from the window where it is most central."""
         content = self.max_length - 2
         ids = [np.asarray(enc.input_ids, dtype=np.int64) for enc in encoded]
@@ -171,7 +172,9 @@ class Predictor:
                 best_margin[doc][start:end][better] = margin[better]
         return out
 
-    def _decode(self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]) -> list[list[Entity]]:
+    def entities_from_scores(self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]
+                             ) -> list[list[Entity]]:
+        """Each text's entities, decoded from its `token_scores` under the IOB2 constraints."""
         unit_logits = [logits[enc.unit_tokens] for enc, logits in zip(encoded, token_logits)]
         unit_log_probs = [log_softmax(logits) for logits in unit_logits]
         transitions, start = self.crf
