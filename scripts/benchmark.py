@@ -11,8 +11,11 @@ own (so that peak memory figures do not mix):
 
 Every run reads the documents from a JSONL file and writes its predictions to JSONL; model loading is
 not timed. `torch` also runs on the document set twice over (twice the documents), to show that peak
-memory does not grow with the number of documents. Then the strict micro F1 of torch, onnx and onnx-int8 on the gold
-annotations (all documents, and the model's dev documents).
+memory does not grow with the number of documents. Then the seconds of each stage (feature
+analysers, encoding, the network per runtime, decoding) over one copy of data/raw, run one at a time,
+which shows where the time goes; with --quantization-options, the network also quantized with other
+ONNX Runtime options. Last, the strict micro F1 of torch, onnx and onnx-int8 on the gold annotations
+(all documents, and the model's dev documents).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (ours)")
     parser.add_argument("--no-quality", action="store_true", help="skip the F1 comparison")
     parser.add_argument("--no-overlap", action="store_true", help="ours: one stage at a time (predict --no-overlap)")
+    parser.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
+    parser.add_argument("--quantization-options", action="store_true",
+                        help="also time the network quantized with other ONNX Runtime options")
     parser.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -73,7 +79,8 @@ def run_benchmark(args) -> int:
               f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
     print(f"model {args.model}; {len(documents)} documents, {sum(len(d['text']) for d in documents):,} characters "
           f"(data/raw repeated); {machine}", flush=True)
-    if any(r.startswith("onnx") for r in runtimes) and not (args.model / "onnx" / "model.int8.onnx").is_file():
+    wants_onnx = any(r.startswith("onnx") for r in runtimes) or args.quantization_options
+    if wants_onnx and not (args.model / "onnx" / "model.int8.onnx").is_file():
         print("exporting ONNX ...", flush=True)
         subprocess.run([sys.executable, "-m", "policy_ner.cli", "export-onnx", str(args.model)], check=True)
 
@@ -96,9 +103,13 @@ def run_benchmark(args) -> int:
     if ("torch", "doubled") in results:
         print()
         print(memory_table(results["torch", "all"], results["torch", "doubled"]))
+    ours = [r for r in runtimes if r != "pipeline"]
+    if not args.no_stages and ours:
+        print()
+        print(stage_table(args.model, ours, args.threads, args.batch_size, args.quantization_options))
     if not args.no_quality:
         print()
-        print(quality_table(args.model, [r for r in runtimes if r != "pipeline"]))
+        print(quality_table(args.model, ours))
     return 0
 
 
@@ -159,6 +170,71 @@ def quality_table(model_dir: Path, runtimes: list[str]) -> str:
         lines.append(f"| {runtime} | {all_f1:.4f} | {dev_f1 if dev_f1 is None else f'{dev_f1:.4f}'} | "
                      f"{delta(0)} | {delta(1)} |")
     return "\n".join(lines)
+
+
+QUANTIZATION_OPTIONS = {
+    "INT8, ONNX Runtime's defaults (MatMul, Gather, Conv ...)": {},
+    "INT8, MatMul and Conv": {"op_types_to_quantize": ["MatMul", "Conv"]},
+    "INT8, MatMul with constant weights only": {"op_types_to_quantize": ["MatMul"],
+                                                "extra_options": {"MatMulConstBOnly": True}},
+}
+
+
+def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: int,
+                quantization_options: bool = False) -> str:
+    """Seconds of each stage over one copy of data/raw, one stage at a time with all the threads: the
+    feature analysers, the rest of encoding (tokenizer, packing), the network per runtime, decoding.
+    It shows where the time goes, hence how far a faster network can move the end-to-end figure."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from policy_ner.inference import Predictor, set_threads
+    from policy_ner.lexicon import lac_features_many, word_boundaries
+    from policy_ner.onnx_export import OnnxRuntime, onnx_model_path
+
+    threads = set_threads(threads)
+    texts = [d["text"] for d in document_set(1)]
+    predictors = {r: Predictor.from_pretrained(model_dir, batch_size=batch_size, runtime=r, threads=threads)
+                  for r in runtimes}
+    first = next(iter(predictors.values()))
+    rows = []
+    channels = first.features.channels
+    if "lac" in channels:
+        rows.append(("features: LAC", best_seconds(lambda: lac_features_many(texts))))
+    if "jieba" in channels:
+        rows.append(("features: jieba", best_seconds(lambda: [word_boundaries(t) for t in texts])))
+    encode_seconds = best_seconds(lambda: first.encode(texts))
+    rows.append(("encode in all (features, tokenizer, packing)", encode_seconds))
+    encoded = first.encode(texts)
+    for runtime, predictor in predictors.items():
+        rows.append((f"network: {runtime}", best_seconds(lambda: predictor.token_scores(encoded))))
+    if quantization_options:
+        variant = Predictor.from_pretrained(model_dir, batch_size=batch_size, runtime="onnx", threads=threads)
+        with tempfile.TemporaryDirectory(prefix="policy-ner-quant-") as scratch:
+            for name, options in QUANTIZATION_OPTIONS.items():
+                path = Path(scratch) / "variant.onnx"
+                quantize_dynamic(onnx_model_path(model_dir), path, weight_type=QuantType.QInt8, **options)
+                variant.runtime = OnnxRuntime(path, threads)
+                rows.append((f"network: {name}", best_seconds(lambda: variant.token_scores(encoded))))
+    scores = first.token_scores(encoded)
+    rows.append(("decode (Viterbi, entities)", best_seconds(lambda: first.entities_from_scores(encoded, scores))))
+    network = {name: seconds for name, seconds in rows if name.startswith("network: ")}
+    torch_network = network.get("network: torch")
+    lines = [f"stages over data/raw ({len(texts)} documents, {sum(map(len, texts)):,} characters), one at a time, "
+             f"{threads} thread(s); best of 3",
+             "| stage | seconds | × torch network |", "|---|---:|---:|"]
+    for name, seconds in rows:
+        ratio = f"{torch_network / seconds:.2f}" if name in network and torch_network else ""
+        lines.append(f"| {name} | {seconds:.3f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def best_seconds(work, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 # --- one runtime, in its own process ----------------------------------------------------------------
