@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import functools
 import sys
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence, TextIO
 
 from .documents_io import (DEFAULT_GLOB, InputDocument, PredictionWriter, Skipped, open_writer, output_format,
                            plan_inputs, read_documents)
+from .features import NATIVE_CHANNELS, Featurizer
 
 if TYPE_CHECKING:
     from .inference import Predictor
@@ -66,8 +68,8 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     Bad inputs are skipped and listed in the summary. A doc id met a second time is skipped too (the
     first one wins), since a prediction file holds each doc id once. With `resume`, documents already
     in `output` are not predicted again. `progress` (e.g. sys.stderr) gets a progress line. `overlap`
-    runs LAC on the next batch while the network runs on the current one (see `_Stages`; give the two
-    stages their cores with `inference.set_threads(overlapped=True)`)."""
+    computes the next batch's features while the network runs on the current one (see `_Stages`; give
+    the two stages their cores with `inference.set_threads(overlapped=True)`)."""
     sources = plan_inputs(inputs, glob, input_format)
     fmt = output_format(output, format)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model_version=predictor.version)
@@ -106,46 +108,45 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
 
 
 class _Stages:
-    """Prediction of a batch in two stages. The native feature channels (LAC, whose ONNX Runtime session
-    releases the GIL; `Featurizer.native_channel_values`) come first; then this thread encodes the batch
-    (jieba, the other channels, the tokenizer), runs the network (torch or ONNX Runtime, also without
-    the GIL), decodes and writes. With `overlap`, a worker thread computes the next batch's native
-    channels while this thread works on the current batch, so on two cores the two stages run side by
-    side, each taking about half of the time. At most two batches are held at a time."""
+    """Prediction of a batch in two stages: its feature channels (`_BatchFeatures`), then encoding (the
+    tokenizer), the network, decoding and writing. With `overlap`, a worker thread computes the next
+    batch's channels while this thread runs the current batch: LAC first, whose ONNX Runtime session
+    releases the GIL, then any channel this thread has not started yet. On two cores the stages run side
+    by side, and whichever thread is ahead takes the jieba channel. At most two batches are held."""
 
     def __init__(self, predictor: Predictor, writer: PredictionWriter, summary: BatchSummary, bar: "Progress",
                  overlap: bool):
         self.predictor, self.writer, self.summary, self.bar = predictor, writer, summary, bar
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-ner-features") if overlap else None
-        self.in_flight: tuple[list[InputDocument], Future] | None = None
+        self.in_flight: tuple[list[InputDocument], _BatchFeatures, Future] | None = None
 
     def submit(self, documents: list[InputDocument]) -> None:
         if not documents:
             return
-        texts = [d.text for d in documents]
-        native = self.predictor.features.native_channel_values
+        features = _BatchFeatures(self.predictor.features, [d.text for d in documents])
         if self.worker is None:
-            self._write(documents, _run_now(native, texts))
+            self._write(documents, features, _run_now(features.compute, features.native_first))
             return
-        ahead = self.worker.submit(native, texts)
+        computed = self.worker.submit(features.compute, features.native_first)
         self.finish()
-        self.in_flight = documents, ahead
+        self.in_flight = documents, features, computed
 
     def finish(self) -> None:
         if self.in_flight is not None:
-            documents, ahead = self.in_flight
-            self.in_flight = None
-            self._write(documents, ahead)
+            in_flight, self.in_flight = self.in_flight, None
+            self._write(*in_flight)
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.shutdown(wait=True, cancel_futures=True)
 
-    def _write(self, documents: list[InputDocument], ahead: Future) -> None:
+    def _write(self, documents: list[InputDocument], features: "_BatchFeatures", computed: Future) -> None:
         """Predict and write `documents`. Should the batch fail, each document is tried on its own and
         the ones that still fail are skipped with the error."""
         try:
-            found = self.predictor.predict_encoded(self.predictor.encode([d.text for d in documents], ahead.result()))
+            features.compute(features.others)
+            computed.result()
+            found = self.predictor.predict_encoded(self.predictor.encode(features.texts, features.values))
         except Exception:  # noqa: BLE001  (narrowed down per document below)
             found = [_predict_alone(self.predictor, d) for d in documents]
         summary = self.summary
@@ -160,6 +161,27 @@ class _Stages:
             summary.encodings[document.encoding] += 1
             self.bar.advance(size=document.size, characters=len(document.text))
         _release_freed_memory()
+
+
+class _BatchFeatures:
+    """The feature channels of one batch of texts, each computed once, by whichever thread claims it first."""
+
+    def __init__(self, featurizer: Featurizer, texts: list[str]):
+        self.featurizer, self.texts = featurizer, texts
+        self.values: dict[str, list[list[int]]] = {}
+        self.native_first = sorted(featurizer.channels, key=lambda c: c not in NATIVE_CHANNELS)
+        self.others = [c for c in featurizer.channels if c not in NATIVE_CHANNELS]
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def compute(self, channels: Sequence[str]) -> None:
+        """Compute each of `channels` that no thread has claimed yet."""
+        for channel in channels:
+            with self._lock:
+                if channel in self._claimed:
+                    continue
+                self._claimed.add(channel)
+            self.values[channel] = self.featurizer.channel_values(channel, self.texts)
 
 
 def _run_now(work, *args) -> Future:

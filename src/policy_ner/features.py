@@ -42,7 +42,7 @@ NO_SUPPORT, SUPPORT_IN_SENTENCE, SUPPORT_IN_CLAUSE = range(3)
 
 NATIVE_CHANNELS = ("lac",)
 """Channels whose analyser runs in native code that releases the GIL (LAC's ONNX Runtime session):
-batch prediction computes them ahead, in a worker thread, while the network runs."""
+batch prediction computes them in a worker thread while the network runs."""
 
 
 def amount_spans(text: str) -> list[tuple[int, int]]:
@@ -167,13 +167,12 @@ class Featurizer:
 
     def values_many(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
         """`values` of each text, computed together (the LAC channel batches sentences across texts);
-        `ahead` holds channels already computed by `native_channel_values`."""
+        `ahead` maps channels already computed to their `channel_values`."""
         return self._packed(texts, [self.gazetteer] * len(texts), ahead or {})
 
-    def native_channel_values(self, texts: Sequence[str]) -> dict[str, list[list[int]]]:
-        """The values of this featurizer's NATIVE_CHANNELS, for `values_many(texts, ahead=...)`."""
-        return {channel: self._channel_values(channel, texts, [self.gazetteer] * len(texts))
-                for channel in self.channels if channel in NATIVE_CHANNELS}
+    def channel_values(self, channel: str, texts: Sequence[str]) -> list[list[int]]:
+        """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
+        return self._channel_values(channel, texts, [self.gazetteer] * len(texts))
 
     def training_values(self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d) -> list[list[int]]:
         """Feature ids of each training document, its gazetteer channel built from the *other*

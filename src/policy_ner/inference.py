@@ -129,8 +129,8 @@ class Predictor:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
     def encode(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[EncodedText]:
-        """Each text tokenized, with its feature ids (computed for all the texts together; `ahead` holds
-        the channels already computed by `features.native_channel_values(texts)`)."""
+        """Each text tokenized, with its feature ids (computed for all the texts together; `ahead` maps
+        channels already computed to their `features.channel_values(channel, texts)`)."""
         return [encode_text(text, self.tokenizer, values)
                 for text, values in zip(texts, self.features.values_many(texts, ahead))]
 
