@@ -40,6 +40,8 @@ def main() -> int:
     parser.add_argument("--chars", type=int, default=500_000, help="at least this many characters (default 500,000)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per available core)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each runtime, interleaved; the tables give the median run (default 3)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (ours)")
     parser.add_argument("--no-quality", action="store_true", help="skip the F1 comparison")
     parser.add_argument("--no-overlap", action="store_true", help="ours: one stage at a time (predict --no-overlap)")
@@ -88,21 +90,23 @@ def run_benchmark(args) -> int:
         scratch = Path(scratch)
         sets = {"all": write_jsonl(scratch / "docs.jsonl", documents),
                 "doubled": write_jsonl(scratch / "doubled.jsonl", doubled)}
-        results = {}
-        plan = [(runtime, "all") for runtime in runtimes] + ([("torch", "doubled")] if "torch" in runtimes else [])
+        runs: dict[tuple[str, str], list[dict]] = {}
+        # interleaved, so that a spell of load on a shared machine hits every runtime alike
+        plan = [(runtime, "all") for _ in range(args.repeats) for runtime in runtimes]
+        plan += [("torch", "doubled")] if "torch" in runtimes else []
         for runtime, size in plan:
             command = [sys.executable, __file__, str(args.model), "--worker", runtime, "--docs", str(sets[size]),
                        "--out", str(scratch / f"{runtime}-{size}.jsonl"), "--threads", str(args.threads),
                        "--batch-size", str(args.batch_size)] + (["--no-overlap"] if args.no_overlap else [])
             done = subprocess.run(command, check=True, capture_output=True, text=True)
-            results[runtime, size] = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"  {runtime} ({size}): {results[runtime, size]}", flush=True)
+            runs.setdefault((runtime, size), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  {runtime} ({size}): {runs[runtime, size][-1]}", flush=True)
 
     print()
-    print(speed_table({r: results[r, "all"] for r in runtimes}))
-    if ("torch", "doubled") in results:
+    print(speed_table({r: runs[r, "all"] for r in runtimes}))
+    if ("torch", "doubled") in runs:
         print()
-        print(memory_table(results["torch", "all"], results["torch", "doubled"]))
+        print(memory_table(median_run(runs["torch", "all"]), runs["torch", "doubled"][0]))
     ours = [r for r in runtimes if r != "pipeline"]
     if not args.no_stages and ours:
         print()
@@ -118,21 +122,30 @@ def write_jsonl(path: Path, documents: list[dict]) -> Path:
     return path
 
 
-def speed_table(results: dict[str, dict]) -> str:
-    """Speed per runtime, in wall-clock and in CPU time, with the ratios to the pipeline and to torch."""
+def median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
+def speed_table(runs: dict[str, list[dict]]) -> str:
+    """Speed per runtime (its median run), in wall-clock and in CPU time, with the ratios to the pipeline
+    and to torch, and every run's seconds."""
+    results = {runtime: median_run(r) for runtime, r in runs.items()}
+
     def ratios(r: dict, key: str) -> str:
         speed = r["characters"] / r[key]
         return " | ".join(f"{speed / (base['characters'] / base[key]):.2f}" if base else "-"
                           for base in (results.get("pipeline"), results.get("torch")))
 
     lines = ["| runtime | documents | characters | seconds | chars/s | s/doc | peak RSS MB | × pipeline | × torch "
-             "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) | seconds of each run |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for runtime, r in results.items():
+        each_run = ", ".join(f"{run['seconds']:.1f}" for run in runs[runtime])
         lines.append(f"| {runtime} | {r['documents']:,} | {r['characters']:,} | {r['seconds']:.1f} | "
                      f"{r['characters'] / r['seconds']:,.0f} | {r['seconds'] / r['documents']:.4f} | "
                      f"{r['peak_rss_mb']:,.0f} | {ratios(r, 'seconds')} | {r['cpu_seconds']:.1f} | "
-                     f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} |")
+                     f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} | "
+                     f"{each_run} |")
     return "\n".join(lines)
 
 
@@ -189,7 +202,7 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
 
     from policy_ner.inference import Predictor, set_threads
     from policy_ner.lexicon import lac_features_many, word_boundaries
-    from policy_ner.onnx_export import OnnxRuntime, onnx_model_path
+    from policy_ner.onnx_export import OnnxRuntime, onnx_model_path, quiet_root_logger
 
     threads = set_threads(threads)
     texts = [d["text"] for d in document_set(1)]
@@ -212,7 +225,8 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
         with tempfile.TemporaryDirectory(prefix="policy-ner-quant-") as scratch:
             for name, options in QUANTIZATION_OPTIONS.items():
                 path = Path(scratch) / "variant.onnx"
-                quantize_dynamic(onnx_model_path(model_dir), path, weight_type=QuantType.QInt8, **options)
+                with quiet_root_logger():
+                    quantize_dynamic(onnx_model_path(model_dir), path, weight_type=QuantType.QInt8, **options)
                 variant.runtime = OnnxRuntime(path, threads)
                 rows.append((f"network: {name}", best_seconds(lambda: variant.token_scores(encoded))))
     scores = first.token_scores(encoded)

@@ -19,7 +19,7 @@ def best_paths(emissions: Sequence[np.ndarray], transitions: np.ndarray, start: 
     `transitions[prev, next]` is added at each step (-inf forbids a step) and `start[tag]`, if given,
     at the first position. Sequences may have different lengths, including 0. Scores are added in the
     precision of the inputs (float32 emissions and transitions stay float32); ties go to the lower tag id."""
-    dtype = np.result_type(transitions, *emissions) if len(emissions) else np.float64
+    dtype = np.result_type(np.asarray(transitions).dtype, *{np.asarray(e).dtype for e in emissions})
     step = np.ascontiguousarray(transitions, dtype=dtype)
     first = np.zeros(step.shape[0], dtype=dtype) if start is None else np.asarray(start, dtype=dtype)
     return [_viterbi(np.ascontiguousarray(e, dtype=dtype), step, first).tolist() if len(e) else []

@@ -124,7 +124,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
                                   - TorchRuntime(model).logits(*check)).max())
         if difference > PARITY_TOLERANCE:
             raise ValueError(f"{model_dir}: the exported graph's logits differ from torch's by {difference:.2e}")
-        with _quiet_root_logger():  # quantize_dynamic's advice to pre-process, on the root logger
+        with quiet_root_logger():  # quantize_dynamic's advice to pre-process, on the root logger
             quantize_dynamic(fp32_scratch, int8_scratch, weight_type=QuantType.QInt8,
                              op_types_to_quantize=QUANTIZED_OPS)
         fp32 = atomic_write_bytes(folder / FP32_FILE, fp32_scratch.read_bytes())
@@ -133,7 +133,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
 
 
 @contextlib.contextmanager
-def _quiet_root_logger():
+def quiet_root_logger():
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
