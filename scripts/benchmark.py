@@ -274,9 +274,9 @@ def run_worker(args) -> dict:
     if args.worker == "pipeline":
         return run_pipeline(args)
     from policy_ner.batch import predict_files
-    from policy_ner.inference import Predictor, set_threads
+    from policy_ner.inference import Predictor, set_batch_threads
 
-    threads = set_threads(args.threads, overlapped=not args.no_overlap)
+    threads = set_batch_threads(args.model, args.threads, overlap=not args.no_overlap)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker,
                                           threads=threads)
     predictor.predict(["对台资企业给予最高300万元补贴。"])

@@ -19,7 +19,7 @@ from policy_ner.batch import EXIT_SKIPPED, Progress, predict_files
 from policy_ner.cli import main
 from policy_ner.documents_io import BadInput, decode_text
 from policy_ner.evaluation import evaluate
-from policy_ner.inference import Predictor, read_predictions
+from policy_ner.inference import Predictor, read_predictions, set_batch_threads
 from policy_ner.training import predict_documents
 
 pytestmark = pytest.mark.slow
@@ -430,3 +430,23 @@ def test_onnx_export_of_a_conv_and_crf_head_decodes_like_torch(tiny_model, docum
     assert sum(map(len, from_torch)) > 50
     assert [spans(d) for d in from_onnx] == [spans(d) for d in from_torch]
     assert np.allclose([e.score for d in from_onnx for e in d], [e.score for d in from_torch for e in d], atol=1.5e-4)
+
+
+def test_batch_threads_are_split_between_lac_and_the_network_only_for_a_model_with_lac(tiny_model, tmp_path):
+    import torch
+
+    from policy_ner import lexicon
+    from policy_ner.registry import MODEL_SETTINGS_FILE
+
+    before = torch.get_num_threads(), lexicon._lac_threads
+    try:
+        assert set_batch_threads(tiny_model, 4) == 2 and torch.get_num_threads() == 2 and lexicon._lac_threads == 2
+        assert set_batch_threads(tiny_model, 3) == 2 and lexicon._lac_threads == 1
+        assert set_batch_threads(tiny_model, 4, overlap=False) == 4 and lexicon._lac_threads == 4
+        settings = json.loads((tiny_model / MODEL_SETTINGS_FILE).read_text(encoding="utf-8"))
+        settings["features"]["channels"] = ["jieba", "money"]
+        (tmp_path / MODEL_SETTINGS_FILE).write_text(json.dumps(settings), encoding="utf-8")
+        assert set_batch_threads(tmp_path, 4) == 4 and torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before[0])
+        lexicon.set_lac_threads(before[1])

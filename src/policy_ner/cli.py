@@ -403,10 +403,10 @@ def cmd_predict(args) -> int:
     from transformers.utils import logging as transformers_logging
 
     from .batch import predict_files, print_summary
-    from .inference import Predictor, set_threads
+    from .inference import Predictor, set_batch_threads
 
     transformers_logging.disable_progress_bar()  # ours is the one to watch
-    network_threads = set_threads(args.threads, overlapped=not args.no_overlap)
+    network_threads = set_batch_threads(args.model, args.threads, overlap=not args.no_overlap)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.runtime,
                                           threads=network_threads, onnx_dir=args.onnx_dir)
     try:

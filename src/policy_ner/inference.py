@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from .annotations import Span
-from .features import NO_FEATURES, Featurizer
+from .features import NATIVE_CHANNELS, NO_FEATURES, Featurizer
 from .lexicon import set_lac_threads
 from .modeling import crf_parameters, iob2_transitions
 from .dataset import EncodedText, encode_text, plan_windows, spans_from_tags
@@ -267,3 +267,11 @@ def set_threads(threads: int = 0, overlapped: bool = False) -> int:
     torch.set_num_threads(network)
     set_lac_threads(max(1, threads - network) if overlapped else threads)
     return network
+
+
+def set_batch_threads(model_dir: str | Path, threads: int = 0, overlap: bool = True) -> int:
+    """`set_threads` for batch prediction (`batch.predict_files`) with the model in `model_dir`: the
+    threads are split when the stages overlap and the model has a native feature channel (LAC) for the
+    worker thread to run; otherwise the network gets them all. Returns the network's share."""
+    channels = read_model_settings(model_dir).get("features", {}).get("channels", [])
+    return set_threads(threads, overlapped=overlap and any(c in NATIVE_CHANNELS for c in channels))
