@@ -201,7 +201,6 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from policy_ner.inference import Predictor, set_threads
-    from policy_ner.lexicon import lac_features_many, word_boundaries
     from policy_ner.onnx_export import OnnxRuntime, onnx_model_path, quiet_root_logger
 
     threads = set_threads(threads)
@@ -210,11 +209,8 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
                   for r in runtimes}
     first = next(iter(predictors.values()))
     rows = []
-    channels = first.features.channels
-    if "lac" in channels:
-        rows.append(("features: LAC", best_seconds(lambda: lac_features_many(texts))))
-    if "jieba" in channels:
-        rows.append(("features: jieba", best_seconds(lambda: [word_boundaries(t) for t in texts])))
+    for channel in first.features.channels:
+        rows.append((f"features: {channel}", best_seconds(lambda: first.features.channel_values(channel, texts))))
     encode_seconds = best_seconds(lambda: first.encode(texts))
     rows.append(("encode in all (features, tokenizer, packing)", encode_seconds))
     encoded = first.encode(texts)

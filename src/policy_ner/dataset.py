@@ -94,6 +94,8 @@ def char_token_ids(tokenizer, text: str) -> dict[str, list[int]]:
             tokens[new[word]].append(token_id)
         known.update(tokens)  # complete entries only: another thread may be reading
     return known
+
+
 def plan_windows(n_tokens: int, content_length: int, stride: int, shift: int = 0) -> list[tuple[int, int]]:
     """[start, end) token ranges of at most `content_length`, consecutive ones sharing at least
     `stride` tokens, covering every token. The last window is aligned to the end so it is full.

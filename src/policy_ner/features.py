@@ -168,7 +168,7 @@ class Featurizer:
     def values_many(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
         """`values` of each text, computed together (the LAC channel batches sentences across texts);
         `ahead` maps channels already computed to their `channel_values`."""
-        return self._packed(texts, [self.gazetteer] * len(texts), ahead or {})
+        return self._packed(texts, [self.gazetteer] * len(texts), ahead)
 
     def channel_values(self, channel: str, texts: Sequence[str]) -> list[list[int]]:
         """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
@@ -191,7 +191,8 @@ class Featurizer:
         packed = [[0] * len(text) for text in texts]
         radix = 1
         for channel, size in zip(self.channels, self.sizes):
-            channel_values = (ahead or {}).get(channel) or self._channel_values(channel, texts, gazetteers)
+            channel_values = (ahead[channel] if ahead and channel in ahead
+                              else self._channel_values(channel, texts, gazetteers))
             for row, values in zip(packed, channel_values):
                 row[:] = [total + value * radix for total, value in zip(row, values)]
             radix *= size
