@@ -43,7 +43,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 setup: $(BIN)/python browser labelstudio-install
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint]'
 	$(BIN)/policy-ner --help > /dev/null
 
 # The HTML report tests open the reports in Debian's chromium; installed here when missing and root.
@@ -62,7 +62,7 @@ $(LS_VENV)/bin/label-studio: requirements-labelstudio.lock
 
 # Bound to 127.0.0.1, no outbound calls; prints the URL and how to get an API token.
 labelstudio: labelstudio-install
-	$(BIN)/python -m policy_ner.labelstudio_server --venv $(LS_VENV) --data-dir $(LS_DATA) --port $(LS_PORT)
+	$(BIN)/python -m policy_ner.labelstudio.server --venv $(LS_VENV) --data-dir $(LS_DATA) --port $(LS_PORT)
 
 # After changing LS_VERSION: rebuild the environment without the lock, test, then record it.
 labelstudio-lock:

@@ -7,7 +7,7 @@ own (so that peak memory figures do not mix):
 - `pipeline`: the reference, `transformers.pipeline("token-classification", aggregation_strategy="simple")`
   on the same model directory, one call per document, chunking long documents itself with `stride`
   set to the model's window overlap;
-- `torch`, `onnx`, `onnx-int8`: `policy_ner.batch.predict_files`, exactly what `policy-ner predict` runs.
+- `torch`, `onnx`, `onnx-int8`: `policy_ner.predict.batch.predict_files`, exactly what `policy-ner predict` runs.
 
 Every run reads the documents from a JSONL file and writes its predictions to JSONL; model loading is
 not timed. `torch` also runs on the document set twice over (twice the documents), to show that peak
@@ -159,11 +159,10 @@ def memory_table(single: dict, double: dict) -> str:
 
 
 def quality_table(model_dir: Path, runtimes: list[str]) -> str:
-    from policy_ner.annotations import load_documents, resolve_annotation_files
-    from policy_ner.evaluation import evaluate
-    from policy_ner.inference import Predictor
-    from policy_ner.registry import read_model_card, read_model_settings
-    from policy_ner.training import predict_documents
+    from policy_ner.labelstudio.exports import load_documents, resolve_annotation_files
+    from policy_ner.model.predictor import Predictor, predict_documents
+    from policy_ner.model.registry import read_model_card, read_model_settings
+    from policy_ner.scoring import evaluate
 
     labels = read_model_settings(model_dir)["labels"]
     gold = load_documents(resolve_annotation_files(["annotations/*.json"], ROOT), labels)
@@ -200,8 +199,9 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
     It shows where the time goes, hence how far a faster network can move the end-to-end figure."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from policy_ner.inference import Predictor, set_threads
-    from policy_ner.onnx_export import OnnxRuntime, onnx_model_path, quiet_root_logger
+    from policy_ner.model.export import quiet_root_logger
+    from policy_ner.model.predictor import Predictor, set_threads
+    from policy_ner.model.runtimes import OnnxRuntime, onnx_model_path
 
     threads = set_threads(threads)
     texts = [d["text"] for d in document_set(1)]
@@ -269,8 +269,8 @@ def measured(loaded: float, started: tuple[float, float], **counts) -> dict:
 def run_worker(args) -> dict:
     if args.worker == "pipeline":
         return run_pipeline(args)
-    from policy_ner.batch import predict_files
-    from policy_ner.inference import Predictor, set_batch_threads
+    from policy_ner.model.predictor import Predictor, set_batch_threads
+    from policy_ner.predict.batch import predict_files
 
     threads = set_batch_threads(args.model, args.threads, overlap=not args.no_overlap)
     predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker,
@@ -292,9 +292,9 @@ def run_pipeline(args) -> dict:
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-    import policy_ner.modeling  # noqa: F401  (registers the scratch model's head with the Auto classes)
-    from policy_ner.inference import set_threads
-    from policy_ner.registry import read_model_settings
+    import policy_ner.model.network  # noqa: F401  (registers the scratch model's head with the Auto classes)
+    from policy_ner.model.predictor import set_threads
+    from policy_ner.model.registry import read_model_settings
 
     threads = set_threads(args.threads)
     settings = read_model_settings(args.model)

@@ -69,8 +69,9 @@ def tiny_model(tiny_project) -> Path:
 @pytest.fixture(scope="session")
 def tiny_predictions(tiny_model, tiny_project) -> Path:
     """The tiny model's predictions on all five documents, saved as a prediction JSONL file."""
-    from policy_ner.annotations import load_documents
-    from policy_ner.inference import Predictor, prediction_record
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.predictor import Predictor
+    from policy_ner.predict.outputs import prediction_record
 
     docs = load_documents([tiny_project / "annotations" / "tiny.json"], LABELS)
     found = Predictor.from_pretrained(tiny_model).predict([d.text for d in docs])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from policy_ner.labelstudio_server import (LABEL_STUDIO_VERSION, LabelStudioServer, LabelStudioServerError,
+from policy_ner.labelstudio.server import (LABEL_STUDIO_VERSION, LabelStudioServer, LabelStudioServerError,
                                            ServerUser, executable, free_port, initialise_data_dir)
 
 ROOT = Path(__file__).resolve().parent.parent

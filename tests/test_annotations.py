@@ -8,7 +8,8 @@ import copy
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS, corpus_tasks, write_json
-from policy_ner.annotations import (AnnotationError, Span, compute_stats, load_documents, read_exports)
+from policy_ner.labelstudio.exports import AnnotationError, compute_stats, load_documents, read_exports
+from policy_ner.types import Span
 from policy_ner.cli import main
 
 

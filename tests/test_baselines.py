@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.annotations import load_documents
-from policy_ner.baselines import CrfTagger, LacOrgTagger, WordListTagger, make_baseline
-from policy_ner.evaluation import PredictedDocument, evaluate
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.evaluate.baselines import CrfTagger, LacOrgTagger, WordListTagger, make_baseline
+from policy_ner.scoring import PredictedDocument, evaluate
 
 
 @pytest.fixture(scope="module")

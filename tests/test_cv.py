@@ -8,11 +8,12 @@ import pytest
 import yaml
 
 from conftest import LABELS, TINY_CONFIG
-from policy_ner.annotations import Document, load_documents
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.types import Document
 from policy_ner.cli import main
-from policy_ner.cv import assign_folds
-from policy_ner.evaluation import evaluate, predicted_documents
-from policy_ner.inference import read_predictions
+from policy_ner.evaluate.cv import assign_folds
+from policy_ner.scoring import evaluate, predicted_documents
+from policy_ner.predict.outputs import read_predictions
 
 
 def documents(sizes):

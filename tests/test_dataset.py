@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS
-from policy_ner.annotations import Document, Span, load_documents
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.types import Document, Span
 from policy_ner.config import config_from_dict
-from policy_ner.dataset import (IGNORE_INDEX, char_tags, encode_text, plan_windows, spans_from_tags,
-                                training_dataset)
-from policy_ner.modeling import build_char_vocab, char_tokenizer
+from policy_ner.model.encoding import IGNORE_INDEX, encode_text, plan_windows
+from policy_ner.tags import char_tags, spans_from_tags
+from policy_ner.model.network import build_char_vocab, char_tokenizer
+from policy_ner.train.dataset import count_windows, training_examples, training_windows
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
 
@@ -69,7 +71,7 @@ def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
     start = text.index("台商区民生保障局")
     doc = Document("d", text, (Span(start, start + 8, "ORG"),))
     tokenizer = char_tokenizer(build_char_vocab([text]))
-    dataset = training_dataset([doc], tokenizer, TAGS, max_length=2 + 26, stride=12)
+    dataset = training_windows(training_examples([doc], tokenizer, TAGS), tokenizer, max_length=2 + 26, stride=12)
     windows = dataset.to_dict()
     starts = windows["token_start"]
     assert starts[0] == 0 and starts[1] == 14  # the first window (0..26) cuts the entity (23..31)
@@ -82,8 +84,6 @@ def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
 
 
 def test_count_windows_matches_the_windows_built():
-    from policy_ner.dataset import count_windows, training_examples, training_windows
-
     docs = load_documents([CORPUS_EXPORT], LABELS)[:5]
     tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
     examples = training_examples(docs, tokenizer, TAGS)
@@ -96,7 +96,7 @@ def test_shifted_windows_start_elsewhere():
 
 
 def test_word_boundary_features_follow_jieba_words():
-    from policy_ner.lexicon import BEGIN, END, MIDDLE, NONE, SINGLE, word_boundaries
+    from policy_ner.features.lexicon import BEGIN, END, MIDDLE, NONE, SINGLE, word_boundaries
 
     text = "对台资企业给予 5000元补贴"
     features = word_boundaries(text)

@@ -7,9 +7,9 @@ import torch
 
 from conftest import LABELS
 from policy_ner.config import config_from_dict
-from policy_ner.decoding import best_paths
-from policy_ner.inference import Predictor, viterbi, viterbi_batch
-from policy_ner.modeling import build_char_vocab, char_tokenizer
+from policy_ner.features.decoding import best_paths
+from policy_ner.model.predictor import Predictor, viterbi, viterbi_batch
+from policy_ner.model.network import build_char_vocab, char_tokenizer
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import LABELS
-from policy_ner.annotations import Document, Span
-from policy_ner.evaluation import EvaluationInputError, PredictedDocument, evaluate
+from policy_ner.types import Document, Span
+from policy_ner.scoring import EvaluationInputError, PredictedDocument, evaluate
 
 TEXT = "区委台办为台湾青年发放300万元补贴，台胞可申请。"
 ORG, YOUTH, MONEY, TAIBAO = Span(0, 4, "ORG"), Span(5, 9, "POLICY_TARGET"), Span(11, 16, "SUBSIDY_AMOUNT"), \
@@ -42,7 +42,7 @@ def test_boundary_and_label_errors_count_as_both_false_positive_and_false_negati
 
 def test_lenient_mode_differs_from_strict_on_an_inside_tag_without_begin():
     # A bare I- sequence is a chunk for seqeval's default mode but not for strict IOB2.
-    from policy_ner.dataset import char_tags
+    from policy_ner.tags import char_tags
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
     gold = [char_tags(TEXT, [ORG])]

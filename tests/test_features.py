@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from policy_ner.annotations import Document, Span
-from policy_ner.features import (SUPPORT_IN_CLAUSE, SUPPORT_IN_SENTENCE, Featurizer, amount_spans, gazetteer_matches,
-                                 money_values, support_before)
-from policy_ner.lexicon import lac_feature_id, lac_features, lac_features_many, sentence_chunks, word_boundaries
-from policy_ner.modeling import FeatureEmbedding
+from policy_ner.types import Document, Span
+from policy_ner.features.channels import Featurizer, SUPPORT_IN_CLAUSE, SUPPORT_IN_SENTENCE, amount_spans, gazetteer_matches, money_values, support_before
+from policy_ner.features.lexicon import lac_feature_id, lac_features, lac_features_many, sentence_chunks, word_boundaries
+from policy_ner.model.network import FeatureEmbedding
 
 LABELS = ("ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT")
 

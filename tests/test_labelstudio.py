@@ -25,15 +25,15 @@ from label_studio_sdk import LabelStudio
 
 from conftest import LABELS, TINY_CONFIG
 from labelstudio_fixture import TEMPLATE, VENV
-from policy_ner.annotations import Document, Span, load_documents
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.types import Document, Span
 from policy_ner.cli import main
 from policy_ner.files import sha256_file
-from policy_ner.inference import Predictor, tag_margin_uncertainty
-from policy_ner.labelstudio import document_results, labeling_config, labels_tags, span_result
-from policy_ner.labelstudio_server import (LABEL_STUDIO_VERSION, LabelStudioServerError, executable, free_port,
+from policy_ner.model.predictor import Predictor, tag_margin_uncertainty
+from policy_ner.labelstudio.formats import document_results, labeling_config, labels_tags, span_result
+from policy_ner.labelstudio.server import (LABEL_STUDIO_VERSION, LabelStudioServerError, executable, free_port,
                                            server_environment)
-from policy_ner.labelstudio_sync import (API_KEY_ENV, DocumentChange, ExistingTask, PushConflict, diff_documents,
-                                         import_order, plan_push, previous_version, redact)
+from policy_ner.labelstudio.sync import API_KEY_ENV, DocumentChange, ExistingTask, PushConflict, diff_documents, import_order, plan_push, previous_version, redact
 
 # --- without a server ----------------------------------------------------------------------------------
 
@@ -428,7 +428,7 @@ def listening_addresses(port: int) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.labelstudio
 def test_make_labelstudio_refuses_a_port_in_use(label_studio, tmp_path, capsys):
-    from policy_ner.labelstudio_server import main as serve
+    from policy_ner.labelstudio.server import main as serve
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -447,7 +447,7 @@ def test_make_labelstudio_serves_on_loopback_and_takes_its_server_down(label_stu
     data = tmp_path / "data"
     shutil.copytree(TEMPLATE, data)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "policy_ner.labelstudio_server", "--venv", str(VENV),
+    process = subprocess.Popen([sys.executable, "-m", "policy_ner.labelstudio.server", "--venv", str(VENV),
                                 "--data-dir", str(data), "--port", str(port)], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "HOME": str(tmp_path)})
     try:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS
-from policy_ner import metrics
-from policy_ner.annotations import Document, Span, load_documents
-from policy_ner.evaluation import EvaluationInputError, PredictedDocument, build_report, evaluate, predicted_documents
+from policy_ner.evaluate import metrics
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.types import Document, Span
+from policy_ner.evaluate.evaluation import build_report
+from policy_ner.scoring import EvaluationInputError, PredictedDocument, evaluate, predicted_documents
 
 TEXT = "区委台办为台湾青年发放300万元补贴，台胞可申请。"
 ORG, YOUTH, MONEY, TAIBAO = (Span(0, 4, "ORG"), Span(5, 9, "POLICY_TARGET"), Span(11, 16, "SUBSIDY_AMOUNT"),

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from policy_ner.annotations import Document, Span
-from policy_ner.augment import augment, mention_pool
+from policy_ner.types import Document, Span
+from policy_ner.train.augment import augment, mention_pool
 from policy_ner.config import ConfigError, config_from_dict
-from policy_ner.inference import viterbi
-from policy_ner.modeling import PolicyNerBertConfig, PolicyNerBertForTokenClassification
+from policy_ner.model.predictor import viterbi
+from policy_ner.model.network import PolicyNerBertConfig, PolicyNerBertForTokenClassification
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 

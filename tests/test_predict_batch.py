@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.annotations import load_documents, read_exports
-from policy_ner.batch import EXIT_SKIPPED, Progress, predict_files
+from policy_ner.labelstudio.exports import load_documents, read_exports
+from policy_ner.predict.batch import EXIT_SKIPPED, Progress, predict_files
 from policy_ner.cli import main
-from policy_ner.documents_io import BadInput, decode_text
-from policy_ner.evaluation import evaluate
-from policy_ner.inference import Predictor, read_predictions, set_batch_threads
-from policy_ner.training import predict_documents
+from policy_ner.predict.inputs import BadInput, decode_text
+from policy_ner.scoring import evaluate
+from policy_ner.model.predictor import Predictor, set_batch_threads
+from policy_ner.predict.outputs import read_predictions
+from policy_ner.model.predictor import predict_documents
 
 pytestmark = pytest.mark.slow
 
@@ -403,8 +404,8 @@ def test_onnx_export_of_a_conv_and_crf_head_decodes_like_torch(tiny_model, docum
     import torch
     from transformers import AutoTokenizer
 
-    from policy_ner.modeling import PolicyNerBertConfig, PolicyNerBertForTokenClassification, crf_parameters
-    from policy_ner.onnx_export import export_onnx
+    from policy_ner.model.network import PolicyNerBertConfig, PolicyNerBertForTokenClassification, crf_parameters
+    from policy_ner.model.export import export_onnx
 
     settings = json.loads((tiny_model / "policy_ner.json").read_text(encoding="utf-8"))
     tags = settings["tags"]
@@ -435,8 +436,8 @@ def test_onnx_export_of_a_conv_and_crf_head_decodes_like_torch(tiny_model, docum
 def test_batch_threads_are_split_between_lac_and_the_network_only_for_a_model_with_lac(tiny_model, tmp_path):
     import torch
 
-    from policy_ner import lexicon
-    from policy_ner.registry import MODEL_SETTINGS_FILE
+    from policy_ner.features import lexicon
+    from policy_ner.model.registry import MODEL_SETTINGS_FILE
 
     before = torch.get_num_threads(), lexicon._lac_threads
     try:

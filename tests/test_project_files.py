@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, LABELS
 from policy_ner.config import ConfigError, config_from_dict, load_config
 from policy_ner.corpus import read_manifest, verify_manifest
-from policy_ner.labelstudio import labeling_config
+from policy_ner.labelstudio.formats import labeling_config
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "bert-base-chinese.yaml"])

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from conftest import LABELS, TINY_DEV_DOC
-from policy_ner import metrics
+from policy_ner.evaluate import metrics
 from policy_ner.cli import main
-from policy_ner.training import read_model_card
+from policy_ner.model.registry import read_model_card
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,14 @@ import json
 import pytest
 
 from conftest import LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.annotations import load_documents
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.cli import main
-from policy_ner.evaluation import evaluate
+from policy_ner.scoring import evaluate
 from policy_ner.files import atomic_directory
-from policy_ner.inference import Predictor, read_predictions
-from policy_ner.training import predict_documents, read_model_card
+from policy_ner.model.predictor import Predictor
+from policy_ner.predict.outputs import read_predictions
+from policy_ner.model.predictor import predict_documents
+from policy_ner.model.registry import read_model_card
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +135,7 @@ def test_a_local_hugging_face_directory_is_a_base_model(tiny_model, tiny_project
 
     from conftest import TINY_CONFIG
     from policy_ner.config import config_from_dict
-    from policy_ner.training import train
+    from policy_ner.train.run import train
 
     raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "features": ["jieba"]},
            "train": {**TINY_CONFIG["train"], "epochs": 2, "learning_rate": 1e-4}}
@@ -156,7 +158,7 @@ def test_pretrain_then_fine_tune_with_a_crf_head_from_the_checkpoint(tiny_projec
 
     from conftest import TINY_CONFIG
     from policy_ner.config import config_from_dict
-    from policy_ner.training import train
+    from policy_ner.train.run import train
 
     config_path = tmp_path / "pre.yaml"
     config_path.write_text(yaml.safe_dump({**TINY_CONFIG, "name": "pre"}), encoding="utf-8")
@@ -208,7 +210,8 @@ def test_weight_averaging_and_entity_weighting(tiny_project, tmp_path):
 
     from conftest import TINY_CONFIG
     from policy_ner.config import ConfigError, config_from_dict
-    from policy_ner.training import WeightAverage, entity_class_weights, fit_model
+    from policy_ner.train.loop import WeightAverage, entity_class_weights
+    from policy_ner.train.run import fit_model
 
     layer = torch.nn.Linear(2, 2)
     average = WeightAverage(layer)

@@ -13,15 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
-from .features import check_channels
 
 SCRATCH = "scratch"
 """`model.base` value that builds a small BERT from a config instead of loading weights."""
 
+CHANNELS = ("jieba", "lac", "gazetteer", "money")
+"""The per-character feature channels a model may use (`features.channels`)."""
 _LABEL_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -110,6 +111,15 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_channels(channels: Iterable[str]) -> list[str]:
+    """Problems with a list of channel names (unknown or repeated names)."""
+    channels = list(channels)
+    problems = [f"unknown feature {c!r}; choose from {', '.join(CHANNELS)}" for c in channels if c not in CHANNELS]
+    if len(set(channels)) != len(channels):
+        problems.append(f"features are repeated: {channels}")
+    return problems
 
 
 def load_config(path: str | Path) -> Config:

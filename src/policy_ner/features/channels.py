@@ -1,0 +1,210 @@
+"""Per-character categorical features that an encoder trained from scratch on ~50k characters
+cannot learn by itself. Each *channel* gives every character a small integer (0 = nothing):
+
+- `jieba`: the character's position in its jieba word (begin/middle/end/single);
+- `lac`: the character's Baidu LAC tag (part of speech, or PER/LOC/ORG/TIME with B/I), a prior
+  learned from a large general corpus;
+- `gazetteer`: inside a mention seen in the training annotations, with that mention's label (B/I);
+- `money`: inside an amount of money (a number with 元/万/亿), split by whether a support word
+  (补贴, 奖励, 资助 ...) comes before it in the same clause. Whether the amount is a subsidy is the
+  model's call; the channel gives it exact edges and a hint.
+
+A `Featurizer` packs the channels of a character into one integer (mixed radix) that travels
+through BERT's `token_type_ids`; the model's `FeatureEmbedding` unpacks it and sums one embedding
+per channel, so the feature ids stay one input tensor for PyTorch and exported graphs alike.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Sequence
+
+from ..config import check_channels
+from ..types import Document
+from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features_many, word_boundaries
+
+SUPPORT_WORDS = ("补贴", "补助", "奖励", "资助", "扶持", "奖补", "贴息", "津贴", "资金", "支持", "奖金", "给予",
+                 "发放", "补偿", "一次性", "最高", "不超过")
+_NUMBER = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)"
+_UNIT = r"(?:万亿元|千万元|百万元|万元|亿元|元|万|亿)"
+AMOUNT = _NUMBER + r"(?:\s*" + _UNIT + r")?(?:\s*(?:至|到|-|~|～|—|－)\s*" + _NUMBER + r")?\s*" + _UNIT
+"""An amount of money: a number or a range, with its units (`300万`, `58.09万元`, `5万至10万元`)."""
+_AMOUNT = re.compile(AMOUNT)
+_CLAUSE_END = re.compile(r"[，,。；;！!？?\n]")
+SUPPORT_WINDOW = 20
+"""How many characters before an amount are searched for a support word."""
+
+NO_SUPPORT, SUPPORT_IN_SENTENCE, SUPPORT_IN_CLAUSE = range(3)
+
+NATIVE_CHANNELS = ("lac",)
+"""Channels whose analyser runs in native code that releases the GIL (LAC's ONNX Runtime session):
+batch prediction computes them in a worker thread while the network runs."""
+
+
+def amount_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of every amount of money in `text`."""
+    return [m.span() for m in _AMOUNT.finditer(text)]
+
+
+def support_before(text: str, start: int, window: int = SUPPORT_WINDOW) -> int:
+    """Where the nearest support word stands in the `window` characters before `start`: in the
+    same clause (no comma between), elsewhere in the same sentence, or nowhere."""
+    sentence = SENTENCE_END.split(text[max(0, start - window):start])[-1]
+    clause = _CLAUSE_END.split(sentence)[-1]
+    if any(word in clause for word in SUPPORT_WORDS):
+        return SUPPORT_IN_CLAUSE
+    return SUPPORT_IN_SENTENCE if any(word in sentence for word in SUPPORT_WORDS) else NO_SUPPORT
+
+
+def begin_inside_values(length: int, marks: Iterable[tuple[int, int, int]]) -> list[int]:
+    """0 everywhere but in each (start, end, begin): `begin` on its first character, `begin + 1` on the rest."""
+    values = [0] * length
+    for start, end, begin in marks:
+        values[start] = begin
+        values[start + 1:end] = [begin + 1] * (end - start - 1)
+    return values
+
+
+def money_values(text: str) -> list[int]:
+    """0 outside amounts; inside, 1 + 2·support_before on the first character, one more on the rest."""
+    return begin_inside_values(len(text), ((start, end, 1 + 2 * support_before(text, start))
+                                           for start, end in amount_spans(text)))
+
+
+# --- gazetteer ----------------------------------------------------------------------------------
+
+MIN_MENTION = 2
+"""Shorter mentions (single characters) are too ambiguous to look up."""
+
+
+def mention_votes(documents: Iterable[Document]) -> dict[str, Counter]:
+    votes: dict[str, Counter] = defaultdict(Counter)
+    for doc in documents:
+        for span in doc.spans:
+            mention = span.text_in(doc.text)
+            if len(mention) >= MIN_MENTION:
+                votes[mention][span.label] += 1
+    return votes
+
+
+def gazetteer_from(votes: dict[str, Counter]) -> dict[str, str]:
+    """Each mention text with its most frequent label (ties: the label first seen)."""
+    return {mention: counts.most_common(1)[0][0] for mention, counts in votes.items()}
+
+
+def gazetteer_matches(text: str, gazetteer: dict[str, str]) -> list[tuple[int, int, str]]:
+    """Leftmost-longest, non-overlapping matches of gazetteer mentions: (start, end, label)."""
+    lengths = sorted({len(m) for m in gazetteer}, reverse=True)
+    matches, i = [], 0
+    while i < len(text):
+        for length in lengths:
+            label = gazetteer.get(text[i:i + length]) if i + length <= len(text) else None
+            if label is not None:
+                matches.append((i, i + length, label))
+                i += length
+                break
+        else:
+            i += 1
+    return matches
+
+
+def gazetteer_values(text: str, gazetteer: dict[str, str], labels: Sequence[str]) -> list[int]:
+    """1 + 2·label index on a match's first character, one more on the rest; 0 elsewhere."""
+    index = {label: i for i, label in enumerate(labels)}
+    return begin_inside_values(len(text), ((start, end, 1 + 2 * index[label])
+                                           for start, end, label in gazetteer_matches(text, gazetteer)))
+
+
+# --- packing channels into one id ---------------------------------------------------------------
+
+def channel_size(channel: str, labels: Sequence[str]) -> int:
+    return {"jieba": BOUNDARY_TYPES, "lac": 1 + LAC_TAGS, "gazetteer": 1 + 2 * len(labels), "money": 7}[channel]
+
+
+@dataclass(frozen=True)
+class Featurizer:
+    """The feature channels of a model, with what they learned from training documents (the
+    gazetteer); `values(text)` gives one packed feature id per character."""
+
+    channels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    gazetteer: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        problems = check_channels(self.channels)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def sizes(self) -> list[int]:
+        return [channel_size(c, self.labels) for c in self.channels]
+
+    @property
+    def vocab_size(self) -> int:
+        return math.prod(self.sizes)
+
+    def fitted(self, documents: Sequence[Document]) -> "Featurizer":
+        """This featurizer with the gazetteer of `documents` (what prediction will use)."""
+        if "gazetteer" not in self.channels:
+            return self
+        return replace(self, gazetteer=gazetteer_from(mention_votes(documents)))
+
+    def values(self, text: str) -> list[int]:
+        return self.values_many([text])[0]
+
+    def values_many(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
+        """`values` of each text, computed together (the LAC channel batches sentences across texts);
+        `ahead` maps channels already computed to their `channel_values`."""
+        return self._packed(texts, [self.gazetteer] * len(texts), ahead)
+
+    def channel_values(self, channel: str, texts: Sequence[str]) -> list[list[int]]:
+        """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
+        return self._channel_values(channel, texts, [self.gazetteer] * len(texts))
+
+    def training_values(self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d) -> list[list[int]]:
+        """Feature ids of each training document, its gazetteer channel built from the *other*
+        documents (documents sharing `group(doc_id)` count as one). With its own mentions in the
+        gazetteer a document would teach the model that a gazetteer match is always an entity;
+        left out, it shows how often mentions recur in unseen text, as at prediction time."""
+        texts = [doc.text for doc in documents]
+        if "gazetteer" not in self.channels:
+            return self.values_many(texts)
+        held_out = {name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
+                    for name in {group(d.doc_id) for d in documents}}
+        return self._packed(texts, [held_out[group(doc.doc_id)] for doc in documents])
+
+    def _packed(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]],
+                ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
+        packed = [[0] * len(text) for text in texts]
+        radix = 1
+        for channel, size in zip(self.channels, self.sizes):
+            channel_values = (ahead[channel] if ahead and channel in ahead
+                              else self._channel_values(channel, texts, gazetteers))
+            for row, values in zip(packed, channel_values):
+                row[:] = [total + value * radix for total, value in zip(row, values)]
+            radix *= size
+        # whitespace carries no token, and no feature
+        return [[0 if ch.isspace() else v for ch, v in zip(text, row)] for text, row in zip(texts, packed)]
+
+    def _channel_values(self, channel: str, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
+                        ) -> list[list[int]]:
+        if channel == "lac":
+            return lac_features_many(texts)
+        if channel == "jieba":
+            return [word_boundaries(text) for text in texts]
+        if channel == "gazetteer":
+            return [gazetteer_values(text, gazetteer, self.labels) for text, gazetteer in zip(texts, gazetteers)]
+        return [money_values(text) for text in texts]
+
+    def to_dict(self) -> dict:
+        return {"channels": list(self.channels), "labels": list(self.labels), "gazetteer": self.gazetteer}
+
+    @classmethod
+    def from_dict(cls, value: dict) -> "Featurizer":
+        return cls(tuple(value.get("channels", ())), tuple(value.get("labels", ())), dict(value.get("gazetteer", {})))
+
+
+NO_FEATURES = Featurizer()

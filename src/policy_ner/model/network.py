@@ -1,0 +1,237 @@
+"""Tokenizer and model construction: a pretrained checkpoint (hub id or local directory) or a small
+BERT built from the config with a character vocabulary generated from the project's own texts.
+"""
+
+from __future__ import annotations
+
+import string
+from collections import Counter
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+from transformers import initialization as init
+from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, BertConfig,
+                          BertForTokenClassification, BertTokenizer)
+from transformers.modeling_outputs import TokenClassifierOutput
+
+from ..config import SCRATCH, Config
+from ..tags import iob2_transitions
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Always in the vocabulary, so digits, Latin letters and common punctuation never become [UNK]
+# even when the training texts lack them.
+_BASE_CHARACTERS = (string.digits + string.ascii_letters + string.punctuation
+                    + "０１２３４５６７８９，。、；：？！“”‘’（）《》【】—…％．")
+
+
+def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
+    """Special tokens, the base characters, then every other non-space character of `texts`
+    seen at least `min_count` times, most frequent first (ties in code-point order)."""
+    counts = Counter(ch for text in texts for ch in text if not ch.isspace())
+    vocab = list(SPECIAL_TOKENS) + list(dict.fromkeys(_BASE_CHARACTERS))
+    known = set(vocab)
+    for ch, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if count >= min_count and ch not in known:
+            vocab.append(ch)
+            known.add(ch)
+    return vocab
+
+
+def char_tokenizer(vocab: Sequence[str]) -> BertTokenizer:
+    """A BERT tokenizer over a character vocabulary: one token per character, case kept."""
+    return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False,
+                         tokenize_chinese_chars=True, strip_accents=False)
+
+
+def is_scratch(config: Config) -> bool:
+    return config.model.base == SCRATCH
+
+
+def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = ()):
+    """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels:
+    randomly initialised for `scratch`, else the base checkpoint's encoder with a fresh head."""
+    tags = config.tags
+    m = config.model
+    settings = dict(num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
+                    conv_layers=m.conv_layers, conv_kernel=m.conv_kernel, crf=m.crf,
+                    feature_sizes=list(feature_sizes))
+    if is_scratch(config):
+        return PolicyNerBertForTokenClassification(PolicyNerBertConfig(
+            **scratch_encoder_settings(config, tokenizer, max_length), **settings))
+    base_config = AutoConfig.from_pretrained(m.base).to_dict()
+    for key in ("model_type", "architectures", "transformers_version", *settings):
+        base_config.pop(key, None)
+    return PolicyNerBertForTokenClassification.from_pretrained(
+        m.base, config=PolicyNerBertConfig(**settings, **base_config), ignore_mismatched_sizes=True)
+
+
+def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict:
+    """`BertConfig` arguments of the encoder that `model.*` describes."""
+    m = config.model
+    return dict(vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
+                num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
+                hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
+                max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id)
+
+
+def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
+    if is_scratch(config):
+        return char_tokenizer(build_char_vocab(vocab_texts, config.model.min_char_count))
+    return AutoTokenizer.from_pretrained(config.model.base)
+
+
+# --- the scratch encoder's own head: local convolutions and a CRF ---------------------------------
+
+class PolicyNerBertConfig(BertConfig):
+    """BERT's config plus the feature channels (`feature_sizes`, see features.py) and the optional
+    head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
+
+    model_type = "policy-ner-bert"
+
+    def __init__(self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False,
+                 feature_sizes: Sequence[int] = (), **kwargs):
+        super().__init__(**kwargs)
+        self.conv_layers = conv_layers
+        self.conv_kernel = conv_kernel
+        self.crf = crf
+        self.feature_sizes = list(feature_sizes)
+
+
+class FeatureEmbedding(nn.Module):
+    """Takes the place of BERT's token-type embedding: unpacks each packed feature id (mixed radix
+    over `sizes`, see `features.Featurizer`) and sums one embedding per channel."""
+
+    def __init__(self, sizes: Sequence[int], hidden_size: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.channels = nn.ModuleList(nn.Embedding(size, hidden_size) for size in self.sizes)
+        self.hidden_size = hidden_size
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros(*packed.shape, self.hidden_size, device=packed.device,
+                            dtype=self.channels[0].weight.dtype if self.channels else torch.float32)
+        for embedding, size in zip(self.channels, self.sizes):
+            total = total + embedding(packed % size)
+            packed = torch.div(packed, size, rounding_mode="floor")
+        return total
+
+
+class LocalContext(nn.Module):
+    """Residual 1-D convolutions over the sequence: character n-gram detectors that a transformer
+    trained from scratch on little text is slow to learn. Padding is zeroed before every
+    convolution, so a window's output does not depend on how much padding its batch has."""
+
+    def __init__(self, hidden_size: int, layers: int, kernel: int, dropout: float):
+        super().__init__()
+        self.convolutions = nn.ModuleList(nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)
+                                          for _ in range(layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(layers))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        keep = attention_mask.unsqueeze(-1).to(hidden.dtype) if attention_mask is not None else None
+        for convolution, norm in zip(self.convolutions, self.norms):
+            inputs = hidden * keep if keep is not None else hidden
+            local = convolution(inputs.transpose(1, 2)).transpose(1, 2)
+            hidden = norm(hidden + self.dropout(nn.functional.gelu(local)))
+        return hidden
+
+
+class PolicyNerBertForTokenClassification(BertForTokenClassification):
+    """`BertForTokenClassification` with per-character features in place of token types
+    (`FeatureEmbedding`), optional `LocalContext` convolutions between the encoder and the
+    classifier, and an optional linear-chain CRF over the tags.
+
+    With a CRF, `logits` are the CRF's emission scores and the loss is the CRF's negative log
+    likelihood per tagged token; transitions that IOB2 forbids (`O` -> `I-X`, `B-X` -> `I-Y`) are
+    fixed at a large negative score, so training and decoding agree on what may follow what."""
+
+    config_class = PolicyNerBertConfig
+
+    def __init__(self, config: PolicyNerBertConfig):
+        super().__init__(config)
+        self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
+        self.local = (LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel,
+                                   config.hidden_dropout_prob) if config.conv_layers else None)
+        n = config.num_labels
+        self.crf_transitions = nn.Parameter(torch.zeros(n, n)) if config.crf else None
+        self.crf_start = nn.Parameter(torch.zeros(n)) if config.crf else None
+        self.register_buffer("crf_allowed", self._allowed_transitions(), persistent=False)
+        self.post_init()
+
+    def _allowed_transitions(self) -> torch.Tensor:
+        allowed, _ = iob2_transitions([self.config.id2label[i] for i in range(self.config.num_labels)])
+        return torch.tensor(allowed)
+
+    def _init_weights(self, module):
+        # `from_pretrained` builds the model without running `__init__`'s initialisers and fills what
+        # the checkpoint lacks through this hook: the CRF's own parameters and mask must be set here.
+        super()._init_weights(module)
+        if module is self:
+            init.copy_(self.crf_allowed, self._allowed_transitions())
+            if self.crf_transitions is not None:
+                init.zeros_(self.crf_transitions)
+                init.zeros_(self.crf_start)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, **kwargs) -> TokenClassifierOutput:
+        hidden = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                           position_ids=position_ids, inputs_embeds=inputs_embeds).last_hidden_state
+        if self.local is not None:
+            hidden = self.local(hidden, attention_mask)
+        logits = self.classifier(self.dropout(hidden))
+        loss = None
+        if labels is not None:
+            if self.crf_transitions is not None:
+                loss = self.crf_negative_log_likelihood(logits, labels)
+            else:
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+    def crf_scores(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(transitions[prev, next] with the IOB2-forbidden moves at -10,000, start[tag]).
+
+        The start scores stay unconstrained: a training window may begin inside an entity, so its
+        first tag may be `I-X`. Decoding runs over whole documents and forbids that there."""
+        forbidden = torch.tensor(-1e4, dtype=self.crf_transitions.dtype)
+        return torch.where(self.crf_allowed, self.crf_transitions, forbidden), self.crf_start
+
+    def crf_negative_log_likelihood(self, emissions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean over tagged tokens of -log p(gold path). Positions labelled -100 ([CLS], [SEP],
+        padding, continuation pieces) are taken out and the tagged ones closed up first."""
+        tagged = labels != -100
+        order = torch.sort((~tagged).to(torch.int8), dim=1, stable=True).indices
+        lengths = tagged.sum(dim=1)
+        width = int(lengths.max())
+        order = order[:, :width]
+        mask = torch.arange(width, device=labels.device)[None, :] < lengths[:, None]
+        scores = emissions.gather(1, order.unsqueeze(-1).expand(-1, -1, emissions.size(-1)))
+        gold = torch.where(mask, labels.gather(1, order), torch.zeros_like(order))
+        transitions, start = self.crf_scores()
+
+        rows = torch.arange(len(gold), device=gold.device)
+        gold_score = start[gold[:, 0]] + scores[rows, 0, gold[:, 0]]
+        total = start[None, :] + scores[:, 0]
+        for t in range(1, width):
+            step = mask[:, t]
+            gold_score = gold_score + torch.where(
+                step, transitions[gold[:, t - 1], gold[:, t]] + scores[rows, t, gold[:, t]], 0.0)
+            moved = torch.logsumexp(total[:, :, None] + transitions[None], dim=1) + scores[:, t]
+            total = torch.where(step[:, None], moved, total)
+        nonempty = lengths > 0
+        log_partition = torch.logsumexp(total, dim=1)
+        return ((log_partition - gold_score)[nonempty]).sum() / lengths.sum().clamp(min=1)
+
+
+def crf_parameters(model) -> dict[str, list] | None:
+    """The CRF's transition and start scores as plain lists (saved with the model settings so any
+    runtime can decode), or None for a model without a CRF."""
+    if getattr(model, "crf_transitions", None) is None:
+        return None
+    transitions, start = model.crf_scores()
+    return {"transitions": transitions.detach().cpu().tolist(), "start": start.detach().cpu().tolist()}
+
+
+AutoConfig.register(PolicyNerBertConfig.model_type, PolicyNerBertConfig)
+AutoModelForTokenClassification.register(PolicyNerBertConfig, PolicyNerBertForTokenClassification)

@@ -1,0 +1,63 @@
+"""What runs the network: torch, or ONNX Runtime on the graphs `export.export_onnx` writes. Each gives the
+emission logits (windows, positions, tags) of a batch of framed, padded windows (`encoding.pad_windows`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from ..cpu import cpu_session
+
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+"""What `Predictor.from_pretrained` can run a model directory on."""
+ONNX_DIR = "onnx"
+FP32_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class Runtime(Protocol):
+    """Runs the network: emission logits (windows, positions, tags) for a batch of framed, padded windows."""
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
+               ) -> np.ndarray: ...
+
+
+class TorchRuntime:
+    def __init__(self, model):
+        self.model = model.eval()
+
+    @torch.inference_mode()
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
+                            token_type_ids=torch.from_numpy(token_type_ids))
+        return output.logits.float().numpy()
+
+
+class OnnxRuntime:
+    """An exported logits graph (`onnx_export.export_onnx`) run by ONNX Runtime on the CPU."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        self.path = Path(path)
+        self.session = cpu_session(path, threads)
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask,
+                                             "token_type_ids": token_type_ids})[0]
+
+
+def onnx_folder(model_dir: str | Path, onnx_dir: str | Path | None = None) -> Path:
+    return Path(onnx_dir) if onnx_dir else Path(model_dir) / ONNX_DIR
+
+
+def onnx_model_path(model_dir: str | Path, quantized: bool = False, onnx_dir: str | Path | None = None) -> Path:
+    """The exported file `Predictor.from_pretrained(runtime="onnx" | "onnx-int8")` runs; missing is an error
+    that says how to make it."""
+    path = onnx_folder(model_dir, onnx_dir) / (INT8_FILE if quantized else FP32_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ONNX model there; run `policy-ner export-onnx {model_dir}"
+                                f"{f' --output {onnx_dir}' if onnx_dir else ''}` first")
+    return path
