@@ -3,6 +3,7 @@ that answers the everyday commands without loading torch, transformers, datasets
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,12 +12,14 @@ from pathlib import Path
 import grimp
 import pytest
 
-from conftest import ROOT
+from conftest import CORPUS_EXPORT, ROOT
+
+HEAVY = ("torch", "transformers", "datasets", "numba")
 
 
 def test_the_layer_contract_is_kept():
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
-    result = subprocess.run([lint_imports, "--config", str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT,
+    result = subprocess.run([lint_imports, str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 kept, 0 broken" in result.stdout
@@ -77,3 +80,46 @@ def test_the_cycle_finder_finds_a_cycle():
     for importer, imported in (("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")):
         graph.add_import(importer=importer, imported=imported)
     assert import_cycles(graph) == [["p.a", "p.b", "p.c"]]
+LIGHT_COMMANDS = {
+    "annotations validate": ["annotations", "validate", str(CORPUS_EXPORT)],
+    "annotations stats": ["annotations", "stats", str(CORPUS_EXPORT)],
+    "models list": ["models", "list", "--models-dir", "{tmp}"],
+    "config schema": ["config", "schema"],
+    "data verify": ["data", "verify", str(ROOT / "data" / "manifest.csv")],
+    "--help": ["--help"],
+}
+
+
+@pytest.mark.parametrize("command", LIGHT_COMMANDS)
+def test_everyday_commands_load_no_heavy_library(command, tmp_path):
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in LIGHT_COMMANDS[command]]
+    probe = ("import json, sys\nfrom policy_ner.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+             "except SystemExit as exit:\n    code = exit.code\n"
+             f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
+             f" & set({list(HEAVY)!r}))}}))")
+    result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True)
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "heavy": []}, result.stderr
+
+
+def test_evaluating_a_prediction_file_loads_no_heavy_library(tmp_path):
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.predict.outputs import prediction_record
+    from policy_ner.types import Entity
+
+    docs = load_documents([CORPUS_EXPORT], ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"])
+    predictions = tmp_path / "gold.jsonl"
+    predictions.write_text("".join(json.dumps(prediction_record(d.doc_id, d.text, [
+        Entity(s.label, s.start, s.end, s.text_in(d.text), 1.0) for s in d.spans]), ensure_ascii=False) + "\n"
+        for d in docs), encoding="utf-8")
+    for argv in (["evaluate", str(predictions), str(CORPUS_EXPORT), "--output", str(tmp_path / "report"),
+                  "--samples", "50"],
+                 ["compare", str(predictions), str(predictions), "--on", str(CORPUS_EXPORT),
+                  "--output", str(tmp_path / "compare"), "--samples", "50"]):
+        probe = ("import json, sys\nfrom policy_ner.cli import main\ncode = main(sys.argv[1:])\n"
+                 f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
+                 f" & set({list(HEAVY)!r}))}}))")
+        result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True)
+        outcome = json.loads(result.stdout.strip().splitlines()[-1])
+        assert outcome == {"code": 0, "heavy": []}, result.stderr
+    assert json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))["micro"]["f1"] == 1.0

@@ -11,9 +11,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from seqeval.metrics import classification_report, f1_score
-from seqeval.scheme import IOB2
-
 from . import markdown
 from .tags import char_tags
 from .types import Document, Span
@@ -101,6 +98,9 @@ def align(gold: Sequence[Document], predicted: Mapping[str, PredictedDocument]) 
 
 def evaluate(gold: Sequence[Document], predicted: Mapping[str, PredictedDocument],
              labels: Sequence[str]) -> EvaluationResult:
+    from seqeval.metrics import classification_report, f1_score  # imports scikit-learn: only when scoring
+    from seqeval.scheme import IOB2
+
     aligned = align(gold, predicted)
     y_true = [char_tags(doc.text, doc.spans) for doc in gold]
     y_pred = [char_tags(pred.text, pred.spans) for pred in aligned]

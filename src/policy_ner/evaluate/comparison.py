@@ -5,14 +5,18 @@ paired bootstrap intervals, and the documents and entities on which the systems 
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from . import metrics
 from ..types import Document, Span
 from ..scoring import EvaluationInputError, PredictedDocument, align, check_labels, evaluate, predicted_documents
+from ..files import sha256_file
+from ..labelstudio.exports import load_documents
 from ..model.registry import MODEL_CARD_FILE, read_model_card, read_model_settings
+from .evaluation import EvaluationReport, build_report
 
 
 @dataclass(frozen=True)
@@ -186,3 +190,45 @@ def select_documents(gold: Sequence[Document], split: str, sources: Sequence[Sys
     if not selected:
         raise ValueError(f"no {split} document of the model(s) is in the gold exports")
     return selected
+
+
+def run_context(exports: Sequence[str | Path], split: str, command: str, samples: int, seed: int) -> dict:
+    """What a report records of how it was made: the gold files (with sha256), split, command, time."""
+    return {"gold_files": [{"path": str(p), "sha256": sha256_file(p)} for p in exports], "split": split,
+            "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "bootstrap": {"samples": samples, "seed": seed}}
+
+
+def evaluate_source(path: str | Path, exports: Sequence[str | Path], fallback_labels: Callable[[], Sequence[str]], *,
+                    split: str = "all", samples: int = 1000, seed: int = 0, command: str = "") -> EvaluationReport:
+    """The evaluation report of a model directory or prediction file on the gold `exports`. A model
+    brings its own label set; a prediction file is scored with `fallback_labels()` (e.g. a config's)."""
+    source = open_source(path)
+    labels = source.labels or list(fallback_labels())
+    gold = select_documents(load_documents(exports, labels), split, [source])
+    context = {"model": source.name, "source": source.path, **run_context(exports, split, command, samples, seed),
+               "documents": len(gold), "base_model": (source.card or {}).get("base_model"),
+               "model_card": source.card}
+    return build_report(gold, source_predictions(source, gold), labels, samples=samples, seed=seed, context=context)
+
+
+def compare_sources(paths: Sequence[str | Path], exports: Sequence[str | Path],
+                    fallback_labels: Callable[[], Sequence[str]], *,
+                    split: str = "all", samples: int = 1000, seed: int = 0, command: str = "") -> Comparison:
+    """`compare_systems` over model directories and prediction files; models must share one label set,
+    which prediction files are scored with (`fallback_labels()` when only prediction files are given)."""
+    sources = [open_source(path) for path in paths]
+    if len(sources) < 2:
+        raise ValueError("compare needs at least two versions (A B [C ...])")
+    label_sets = {tuple(s.labels) for s in sources if s.labels}
+    if len(label_sets) > 1:
+        raise ValueError("the models have different label sets: "
+                         + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels))
+    labels = list(label_sets.pop()) if label_sets else list(fallback_labels())
+    gold = select_documents(load_documents(exports, labels), split, sources)
+    names = unique_names([s.name for s in sources])
+    systems = {name: source_predictions(source, gold) for name, source in zip(names, sources)}
+    context = {"model": " vs ".join(names), **run_context(exports, split, command, samples, seed),
+               "documents": len(gold)}
+    return compare_systems(gold, systems, labels, sources=sources, samples=samples, seed=seed, context=context)
+

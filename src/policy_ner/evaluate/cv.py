@@ -16,10 +16,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import markdown
+from ..config import Config
+from ..labelstudio.exports import load_documents, resolve_annotation_files
+from ..scoring import EvaluationResult, PredictedDocument, evaluate
 from ..types import Document
 from .baselines import Tagger, make_baseline
-from ..config import Config
-from ..scoring import EvaluationResult, PredictedDocument, evaluate
 from .metrics import match_documents, partial_match_scores
 
 STRICT = "strict"
@@ -189,6 +191,22 @@ def systems_for(config: Config, vocab_texts: Sequence[str], baselines: Sequence[
     return systems
 
 
+def cross_validate_config(config: Config, root: Path, *, k: int = 5, seed: int = 13,
+                          baselines: Sequence[str] = ("wordlist", "crf", "lac"), include_model: bool = True,
+                          log=print) -> CrossValidation:
+    """`cross_validate` of the config's model and `baselines` on the config's annotations."""
+    documents = load_documents(resolve_annotation_files(config.data.annotations, root), config.labels)
+    vocab_texts: list[str] = []
+    if include_model:  # torch loads only when a model is trained
+        from ..model.predictor import set_threads
+        from ..train.run import vocabulary_texts
+
+        set_threads(config.train.threads)
+        vocab_texts = vocabulary_texts(config, documents, root)[0]
+    systems = systems_for(config, vocab_texts, baselines, include_model=include_model, log=log)
+    return cross_validate(documents, config.labels, systems, k=k, seed=seed, log=log)
+
+
 def cv_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, str] | None = None) -> str:
     """The results table: strict F1 per label and micro as mean ± std over folds, pooled strict F1,
     and overlap F1."""
@@ -199,18 +217,17 @@ def cv_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, 
              f"{len(cv.folds)} folds by document ({sum(len(f.test) for f in cv.folds)} documents, "
              f"{sum(len(d.text) for f in cv.folds for d in f.test):,} characters). Cells: strict F1 mean ± std "
              "over folds; the pooled figure scores all out-of-fold predictions at once.", "",
-             "| system | " + " | ".join(rows) + " | pooled micro | overlap micro F1 |",
-             "|---|" + "---:|" * (len(rows) + 2)]
-    for system, by_row in summary.items():
-        cells = [f"{by_row[r]['f1']['mean']:.3f} ± {by_row[r]['f1']['std']:.3f}" for r in rows]
-        lines.append(f"| {names.get(system, system)} | " + " | ".join(cells)
-                     + f" | {by_row['micro']['f1']['pooled']:.3f}"
-                     + f" | {by_row['micro']['overlap_f1']['mean']:.3f} ± {by_row['micro']['overlap_f1']['std']:.3f} |")
-    lines += ["", "Strict precision / recall (mean over folds):", "",
-              "| system | " + " | ".join(rows) + " |", "|---|" + "---:|" * len(rows)]
-    for system, by_row in summary.items():
-        lines.append(f"| {names.get(system, system)} | " + " | ".join(
-            f"{by_row[r]['precision']['mean']:.3f} / {by_row[r]['recall']['mean']:.3f}" for r in rows) + " |")
+             markdown.table(["system", *rows, "pooled micro", "overlap micro F1"], [
+                 [names.get(system, system),
+                  *(f"{by_row[r]['f1']['mean']:.3f} ± {by_row[r]['f1']['std']:.3f}" for r in rows),
+                  f"{by_row['micro']['f1']['pooled']:.3f}",
+                  f"{by_row['micro']['overlap_f1']['mean']:.3f} ± {by_row['micro']['overlap_f1']['std']:.3f}"]
+                 for system, by_row in summary.items()], "l" + "r" * (len(rows) + 2)),
+             "", "Strict precision / recall (mean over folds):", "",
+             markdown.table(["system", *rows], [
+                 [names.get(system, system),
+                  *(f"{by_row[r]['precision']['mean']:.3f} / {by_row[r]['recall']['mean']:.3f}" for r in rows)]
+                 for system, by_row in summary.items()], "l" + "r" * len(rows))]
     lines += ["", "Folds (test documents):", ""]
     lines += [f"- fold {f.index + 1}: " + ", ".join(d.doc_id for d in f.test) for f in cv.folds]
     seconds = {s: sum(x.seconds for x in cv.fold_scores if x.system == s) for s in cv.systems}

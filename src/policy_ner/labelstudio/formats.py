@@ -74,14 +74,16 @@ def task_data(doc_id: str, text: str) -> dict[str, str]:
     return {"text": text, "doc_id": doc_id}
 
 
-def prediction(doc_id: str, entities: Iterable[Entity], model_version: str, score: float) -> dict[str, Any]:
-    """A pre-annotation: the model's spans, each with its score, and one score for the whole task."""
-    return {
-        "model_version": model_version,
-        "score": round(float(score), 4),
-        "result": [span_result(f"{doc_id}-{i}", m.start, m.end, m.text, m.label, m.score)
-                   for i, m in enumerate(entities)],
-    }
+def prediction(doc_id: str, entities: Iterable[Entity], model_version: str, score: float | None = None
+               ) -> dict[str, Any]:
+    """A pre-annotation: the model's spans, each with its score, and one score for the whole task
+    (left out when `score` is None)."""
+    result: dict[str, Any] = {"model_version": model_version}
+    if score is not None:
+        result["score"] = round(float(score), 4)
+    result["result"] = [span_result(f"{doc_id}-{i}", m.start, m.end, m.text, m.label, m.score)
+                        for i, m in enumerate(entities)]
+    return result
 
 
 def predicted_task(doc_id: str, text: str, task_prediction: dict[str, Any] | None = None) -> dict[str, Any]:

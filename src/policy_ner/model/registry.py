@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import markdown
+
 MODEL_CARD_FILE = "model_card.json"
 MODEL_SETTINGS_FILE = "policy_ner.json"
 """What inference needs besides weights and tokenizer: tags, window settings, feature switches."""
@@ -87,15 +89,10 @@ def models_table(entries: list[ModelEntry]) -> str:
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| version | created | base model | training data | train/dev docs | training s | "
-             "dev P | dev R | dev micro F1 | dev macro F1 |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
-    for e in entries:
-        if e.problem:
-            lines.append(f"| {e.version} | {e.problem} | | | | | | | | |")
-            continue
-        lines.append(f"| {e.version} | {e.created or '-'} | {e.base_model} | {'; '.join(e.data_files)} | "
-                     f"{e.train_documents}/{e.dev_documents} | {num(e.training_seconds, 1)} | "
-                     f"{num(e.dev_micro_precision)} | {num(e.dev_micro_recall)} | {num(e.dev_micro_f1)} | "
-                     f"{num(e.dev_macro_f1)} |")
-    return "\n".join(lines)
+    header = ["version", "created", "base model", "training data", "train/dev docs", "training s", "dev P", "dev R",
+              "dev micro F1", "dev macro F1"]
+    rows = [[e.version, e.problem, *[""] * 8] if e.problem else
+            [e.version, e.created or "-", e.base_model, "; ".join(e.data_files),
+             f"{e.train_documents}/{e.dev_documents}", num(e.training_seconds, 1), num(e.dev_micro_precision),
+             num(e.dev_micro_recall), num(e.dev_micro_f1), num(e.dev_macro_f1)] for e in entries]
+    return markdown.table(header, rows, "llllrrrrrr")

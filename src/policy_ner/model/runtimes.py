@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from ..cpu import cpu_session
 
@@ -27,13 +26,19 @@ class Runtime(Protocol):
 
 
 class TorchRuntime:
-    def __init__(self, model):
-        self.model = model.eval()
+    """A torch token classifier in inference mode (torch is imported by whoever built `model`)."""
 
-    @torch.inference_mode()
+    def __init__(self, model):
+        import torch
+
+        self.model = model.eval()
+        self.torch = torch
+
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
-                            token_type_ids=torch.from_numpy(token_type_ids))
+        torch = self.torch
+        with torch.inference_mode():
+            output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
+                                token_type_ids=torch.from_numpy(token_type_ids))
         return output.logits.float().numpy()
 
 

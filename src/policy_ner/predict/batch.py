@@ -22,15 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Sequence, TextIO
 
-from .inputs import DEFAULT_GLOB, InputDocument, Skipped, plan_inputs, read_documents
+from .inputs import DEFAULT_GLOB, EXIT_SKIPPED, InputDocument, Skipped, plan_inputs, read_documents
 from .outputs import PredictionWriter, open_writer, output_format
 from ..features.channels import Featurizer, NATIVE_CHANNELS
 
 if TYPE_CHECKING:
     from ..model.predictor import Predictor
 
-EXIT_SKIPPED = 3
-"""Exit status of a run that finished but skipped some inputs."""
 BATCH_DOCUMENTS = 32
 BATCH_CHARACTERS = 200_000
 """A batch of documents is predicted once it has this many documents or characters."""

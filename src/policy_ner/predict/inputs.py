@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Sequence
 
 DEFAULT_GLOB = "**/*.txt"
+EXIT_SKIPPED = 3
+"""Exit status of a run that finished but skipped some inputs."""
 INPUT_FORMATS = ("auto", "text", "jsonl")
 STDIN = "-"
 STDIN_DOC_ID = "stdin"

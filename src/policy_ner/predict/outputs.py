@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
-from ..labelstudio.formats import span_result
+from ..labelstudio.formats import predicted_task, prediction
 from ..types import Entity
 from .inputs import InputDocument
 
@@ -142,12 +142,9 @@ class LabelStudioWriter(_AppendingWriter):
     followed by a comma; `close` drops the last comma and closes the array."""
 
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
-        results = [span_result(f"{document.doc_id}-{i}", e.start, e.end, e.text, e.label, e.score)
-                   for i, e in enumerate(entities)]
-        prediction = {"model_version": self.model_version, "result": results}
-        if entities:
-            prediction["score"] = round(sum(e.score for e in entities) / len(entities), 4)
-        task = {"data": {"text": document.text, "doc_id": document.doc_id}, "predictions": [prediction],
+        score = sum(e.score for e in entities) / len(entities) if entities else None
+        task = {**predicted_task(document.doc_id, document.text,
+                                 prediction(document.doc_id, entities, self.model_version, score)),
                 "meta": {"source": document.source, "encoding": document.encoding}}
         return (json.dumps(task, ensure_ascii=False) + ",\n").encode("utf-8")
 

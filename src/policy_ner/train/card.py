@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import markdown
 from ..scoring import scores_table
 
 
@@ -20,8 +21,7 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"- **training time**: {training['seconds']} s on {training['threads']} thread(s); "
         f"peak memory {training['peak_memory_mb']} MB",
         "", "## Data", "",
-        "| annotation file | sha256 |", "|---|---|",
-        *[f"| {f['path']} | `{f['sha256']}` |" for f in data["annotation_files"]],
+        markdown.table(["annotation file", "sha256"], [[f["path"], f"`{f['sha256']}`"] for f in data["annotation_files"]]),
         "",
         f"{len(data['train_documents'])} training documents ({data['train_characters']:,} characters, "
         f"{data['train_windows']} windows); {len(data['dev_documents'])} dev documents: "

@@ -10,7 +10,6 @@ pretraining continues from that checkpoint instead (domain-adaptive pretraining)
 
 from __future__ import annotations
 
-import dataclasses
 import resource
 import time
 from dataclasses import dataclass
@@ -74,8 +73,8 @@ def pretrain(config: Config, texts: Sequence[str], output: Path, *, epochs: int,
     else:
         model = AutoModelForMaskedLM.from_pretrained(config.model.base)
     examples = language_model_examples(texts, tokenizer)
-    settings = dataclasses.replace(config, train=dataclasses.replace(
-        config.train, epochs=epochs, learning_rate=learning_rate, augment_copies=0))
+    settings = config.model_copy(update={"train": config.train.model_copy(update={
+        "epochs": epochs, "learning_rate": learning_rate, "augment_copies": 0})})
     log(f"pretraining on {len(texts)} texts ({sum(map(len, texts)):,} characters), "
         f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
     started = time.perf_counter()
