@@ -228,66 +228,52 @@ def _total(counts) -> int | None:
 
 
 class Progress:
-    """One line on `stream`: documents done of the total, characters per second and the time left
-    (estimated from the bytes still to read, at the rate of the bytes predicted so far). On a terminal
+    """A tqdm bar on `stream` over the bytes of the inputs (documents differ in size, so bytes give the
+    better time left), with the documents done, characters per second and skips beside it. On a terminal
     it is redrawn in place; elsewhere (a log file) a line is written every `interval` seconds. With no
     stream it only counts."""
 
     def __init__(self, stream: TextIO | None, total_documents: int | None, total_bytes: int,
                  interval: float | None = None):
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.interval = interval if interval is not None else (0.2 if self.tty else 30.0)
+        from tqdm import tqdm
+
+        tty = hasattr(stream, "isatty") and stream.isatty()
         self.total_documents = total_documents
-        self.total_bytes = total_bytes
         self.documents = self.skipped = self.characters = 0
-        self.bytes_done = self.bytes_predicted = 0
-        self.started = self.last_drawn = time.perf_counter()
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=total_bytes or None, file=stream, disable=stream is None, unit="B", unit_scale=True,
+                        mininterval=interval if interval is not None else (0.2 if tty else 30.0),
+                        dynamic_ncols=tty, ascii=not tty,
+                        bar_format="{percentage:3.0f}% |{bar:20}| {desc} | elapsed {elapsed}, ETA {remaining}"
+                        if total_bytes else "{desc} | elapsed {elapsed}")
+        self._refresh_counts()
 
     def advance(self, size: int = 0, characters: int = 0, skipped: int = 0, predicted: bool = True) -> None:
         self.documents += 1
         self.skipped += skipped
         self.characters += characters
-        self.bytes_done += size
-        if predicted and not skipped:
-            self.bytes_predicted += size
-        now = time.perf_counter()
-        if now - self.last_drawn >= self.interval:
-            self.last_drawn = now
-            self._draw(self.line())
+        self._refresh_counts(refresh=False)
+        self.bar.update(size)
 
     def note(self, message: str) -> None:
-        self._draw(message, keep=True)
+        if not self.bar.disable:
+            self.bar.write(message, file=self.bar.fp)
 
     def finish(self) -> None:
-        self._draw(self.line(), keep=True)
+        self._refresh_counts()
+        self.bar.close()
 
     def line(self) -> str:
+        """The counts beside the bar: documents done (of the total), characters per second, skips."""
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         total = f"/{self.total_documents:,}" if self.total_documents is not None else ""
-        percent = (f" {100 * self.bytes_done / self.total_bytes:3.0f}%" if self.total_bytes else "")
-        parts = [f"{self.documents:,}{total} docs{percent}", f"{self.characters / elapsed:,.0f} chars/s"]
-        if self.total_bytes and self.bytes_predicted:
-            remaining = max(self.total_bytes - self.bytes_done, 0) * elapsed / self.bytes_predicted
-            parts.append(f"ETA {_clock(remaining)}")
-        parts.append(f"elapsed {_clock(elapsed)}")
+        parts = [f"{self.documents:,}{total} docs", f"{self.characters / elapsed:,.0f} chars/s"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
         return " | ".join(parts)
 
-    def _draw(self, text: str, keep: bool = False) -> None:
-        if self.stream is None:
-            return
-        if self.tty:
-            self.stream.write("\r\x1b[K" + text + ("\n" if keep else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    def _refresh_counts(self, refresh: bool = True) -> None:
+        self.bar.set_description_str(self.line(), refresh=refresh)
 
 
 def print_summary(summary: BatchSummary, stream: TextIO | None = None, errors: TextIO | None = None) -> None:
