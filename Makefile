@@ -23,7 +23,7 @@ LS_PORT ?= 8080
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv models validate stats manifest clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv models validate stats manifest pretrain-corpus clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -38,6 +38,7 @@ help:
 	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
 	@echo "make labelstudio  run Label Studio $(LS_VERSION) on http://127.0.0.1:$(LS_PORT) (data in $(LS_DATA))"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
+	@echo "make pretrain-corpus  clean ../shared/pretrain-corpus into data/pretrain/corpus.jsonl (record: data/pretrain/CORPUS.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +106,10 @@ stats:
 
 manifest:
 	$(BIN)/python scripts/build_manifest.py
+
+# Standard library only; writes data/pretrain/corpus.jsonl (ignored) and corpus.json + CORPUS.md (committed).
+pretrain-corpus:
+	$(BIN)/python scripts/build_pretrain_corpus.py
 
 clean:
 	rm -rf .pytest_cache build src/*.egg-info
