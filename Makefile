@@ -27,7 +27,7 @@ PRETRAIN_ARGS ?=
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv models validate stats manifest pretrain-corpus pretrain clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -37,7 +37,8 @@ help:
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
 	@echo "make bench     batch-prediction speed, memory and INT8 F1 of MODEL vs the transformers pipeline"
 	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
-	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines -> eval/cv-<name>/"
+	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines, by source document -> eval/cv-<name>/"
+	@echo "make cv-genre  leave-one-genre-out (policy / work_report / news) of CONFIG and the baselines -> eval/cv-<name>-genre/"
 	@echo "make models    list the versions in models/ from their model cards"
 	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
 	@echo "make labelstudio  run Label Studio $(LS_VERSION) on http://127.0.0.1:$(LS_PORT) (data in $(LS_DATA))"
@@ -100,6 +101,9 @@ compare:
 
 cv:
 	$(BIN)/policy-ner cv $(CONFIG) --folds $(FOLDS)
+
+cv-genre:
+	$(BIN)/policy-ner cv $(CONFIG) --leave-out genre
 
 models:
 	$(BIN)/policy-ner models list

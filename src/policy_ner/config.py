@@ -40,6 +40,8 @@ class DataConfig:
     dev_documents: list[str] = field(default_factory=list)
     """Explicit dev doc ids; when given they replace the hashed split."""
     split_seed: int = 13
+    manifest: str = "data/manifest.csv"
+    """The manifest whose `group` and `genre` columns `policy-ner cv` splits by (relative to the root)."""
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--baselines", default="wordlist,crf,lac",
                     help="comma-separated baselines to score on the same folds (wordlist, crf, lac; '' for none)")
     cv.add_argument("--no-model", action="store_true", help="score the baselines only")
+    cv.add_argument("--group-by", choices=("group", "doc"), default="group",
+                    help="keep each source-document group of the manifest (data.manifest) in one fold (default), "
+                         "or fold single documents as before groups existed")
+    cv.add_argument("--leave-out", choices=("genre",),
+                    help="one fold per genre of the manifest instead of --folds (output eval/cv-<name>-genre/)")
     cv.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
     cv.add_argument("--output", type=Path, help="folder for cv.md, cv.json and predictions (default eval/cv-<name>/)")
     cv.set_defaults(handler=cmd_cv)
@@ -332,6 +337,9 @@ def cmd_cv(args) -> int:
     config = load_config(args.config)
     documents = load_documents(resolve_annotation_files(config.data.annotations, args.root), config.labels)
     baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
+    folds, grouping, note = cv_folds(config, documents, args)
+    if note:
+        print(note, flush=True)
     vocab_texts = []
     if not args.no_model:
         from ..model.predictor import set_threads
@@ -341,16 +349,54 @@ def cmd_cv(args) -> int:
         vocab_texts = vocabulary_texts(config, documents, args.root)[0]
     systems = systems_for(config, vocab_texts, baselines, include_model=not args.no_model,
                           log=lambda m: print(m, flush=True))
-    cv = cross_validate(documents, config.labels, systems, k=args.folds, seed=args.seed,
+    cv = cross_validate(documents, config.labels, systems, folds=folds, grouping=grouping,
                         log=lambda m: print(m, flush=True))
-    output = args.output or Path("eval") / f"cv-{config.name}"
-    title = f"{args.folds}-fold cross-validation: {config.name}"
+    suffix = {"genre": "-genre", "doc": "-by-doc"}.get(grouping["by"], "")
+    output = args.output or Path("eval") / f"cv-{config.name}{suffix}"
+    title = {"genre": f"Leave-one-genre-out: {config.name}",
+             "doc": f"{len(folds)}-fold cross-validation by document (ungrouped): {config.name}"}.get(
+        grouping["by"], f"{len(folds)}-fold cross-validation by source document: {config.name}")
     names = {"model": f"model ({config.name})"}
     paths = write_cross_validation(cv, output, title, shlex.join(["policy-ner", *args.argv]), names)
     print()
     print(paths[1].read_text(encoding="utf-8"))
     print(f"wrote {', '.join(str(p) for p in paths[:2])} and {len(paths) - 2} prediction file(s)")
     return 0
+
+
+def cv_folds(config, documents, args):
+    """The folds `policy-ner cv` runs on, how they were made (for cv.json), and a note for the output
+    naming the documents the manifest does not cover."""
+    from ..corpus import document_groups
+    from ..evaluate.cv import assign_folds, genre_folds
+
+    if args.leave_out is None and args.group_by == "doc":
+        return assign_folds(documents, args.folds, args.seed), {"by": "doc"}, ""
+    manifest = Path(args.root) / config.data.manifest
+    shown = str(config.data.manifest)
+    if not manifest.is_file():
+        if args.leave_out == "genre":
+            raise FileNotFoundError(f"{manifest}: manifest not found; leave-one-genre-out needs its genre column")
+        note = (f"{manifest} not found: each document is a group of its own (the folds of --group-by doc); "
+                "set data.manifest to group chunks of one source document")
+        return (assign_folds(documents, args.folds, args.seed),
+                {"by": "group", "manifest": shown, "manifest_missing": True,
+                 "groups": {d.doc_id: d.doc_id for d in documents}, "not_in_manifest": [d.doc_id for d in documents]},
+                note)
+    groups, genres = document_groups(manifest)
+    missing = [d.doc_id for d in documents if d.doc_id not in groups]
+    if args.leave_out == "genre":
+        never = [d.doc_id for d in documents if d.doc_id not in genres]
+        note = (f"{len(never)} document(s) without a genre in {shown}, trained on in every fold and never tested: "
+                f"{', '.join(never)}") if never else ""
+        grouping = {"by": "genre", "manifest": shown, "genres": {d.doc_id: genres[d.doc_id] for d in documents
+                                                                  if d.doc_id in genres}, "never_tested": never}
+        return genre_folds(documents, genres), grouping, note
+    note = (f"{len(missing)} document(s) not in {shown}, each a group of its own: {', '.join(missing)}"
+            if missing else "")
+    grouping = {"by": "group", "manifest": shown, "groups": {d.doc_id: groups.get(d.doc_id, d.doc_id) for d in documents},
+                "not_in_manifest": missing}
+    return assign_folds(documents, args.folds, args.seed, groups), grouping, note
 
 
 def _run_context(args, exports) -> dict:
