@@ -20,10 +20,14 @@ LS_VERSION := 1.23.2
 LS_VENV ?= .labelstudio/venv
 LS_DATA ?= .labelstudio/data
 LS_PORT ?= 8080
+# pretrain: masked-LM pretraining of CONFIG's encoder on the cleaned corpus (git-ignored output)
+PRETRAIN_OUTPUT ?= pretrained/$(notdir $(basename $(CONFIG)))-wwm
+PRETRAIN_STEPS ?= 12000
+PRETRAIN_ARGS ?=
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv models validate stats manifest clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -33,11 +37,15 @@ help:
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
 	@echo "make bench     batch-prediction speed, memory and INT8 F1 of MODEL vs the transformers pipeline"
 	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
-	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines -> eval/cv-<name>/"
+	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines, by source document -> eval/cv-<name>/"
+	@echo "make cv-genre  leave-one-genre-out (policy / work_report / news) of CONFIG and the baselines -> eval/cv-<name>-genre/"
 	@echo "make models    list the versions in models/ from their model cards"
 	@echo "make browser   install Debian's chromium (as root) for the HTML report tests"
 	@echo "make labelstudio  run Label Studio $(LS_VERSION) on http://127.0.0.1:$(LS_PORT) (data in $(LS_DATA))"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
+	@echo "make pretrain-corpus  clean ../shared/pretrain-corpus into data/pretrain/corpus.jsonl (record: data/pretrain/CORPUS.md)"
+	@echo "make pretrain  masked-LM pretraining of CONFIG's encoder on that corpus -> PRETRAIN_OUTPUT=$(PRETRAIN_OUTPUT)"
+	@echo "               (stop with SIGTERM or Ctrl-C; PRETRAIN_ARGS=--resume continues from the last checkpoint)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +102,9 @@ compare:
 cv:
 	$(BIN)/policy-ner cv $(CONFIG) --folds $(FOLDS)
 
+cv-genre:
+	$(BIN)/policy-ner cv $(CONFIG) --leave-out genre
+
 models:
 	$(BIN)/policy-ner models list
 
@@ -105,6 +116,18 @@ stats:
 
 manifest:
 	$(BIN)/python scripts/build_manifest.py
+
+# Standard library only; writes data/pretrain/corpus.jsonl (ignored) and corpus.json + CORPUS.md (committed).
+pretrain-corpus:
+	$(BIN)/python scripts/build_pretrain_corpus.py
+
+# One torch thread, whole-word (jieba) masking, checkpoints every 500 steps in PRETRAIN_OUTPUT.run/.
+pretrain: data/pretrain/corpus.jsonl
+	$(BIN)/policy-ner pretrain $(CONFIG) --corpus data/pretrain/corpus.jsonl --whole-word --steps $(PRETRAIN_STEPS) \
+	  --threads 1 --output $(PRETRAIN_OUTPUT) $(PRETRAIN_ARGS)
+
+data/pretrain/corpus.jsonl:
+	$(MAKE) pretrain-corpus
 
 clean:
 	rm -rf .pytest_cache build src/*.egg-info

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import LABELS, TINY_DEV_DOC
+from conftest import TINY_DEV_DOC
 from policy_ner.evaluate import metrics
 from policy_ner.cli import main
 from policy_ner.model.registry import read_model_card

@@ -204,7 +204,6 @@ def test_the_fitted_features_travel_with_the_model(tiny_model, tiny_project):
 def test_weight_averaging_and_entity_weighting(tiny_project, tmp_path):
     """`train.average_last` keeps the mean of the last epochs' weights; `train.entity_weight`
     trains a softmax head with heavier entity tags; both give a working model."""
-    import dataclasses
 
     import torch
 

@@ -55,6 +55,8 @@ class DataConfig(_Section):
     dev_documents: list[str] = []
     """Explicit dev doc ids; when given they replace the hashed split."""
     split_seed: int = 13
+    manifest: str = "data/manifest.csv"
+    """The manifest whose `group` and `genre` columns `policy-ner cv` splits by (relative to the root)."""
 
 
 class ModelConfig(_Section):

@@ -41,15 +41,20 @@ def register(commands) -> None:
     _bootstrap_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
-    cv = command(commands, "cv", "k-fold cross-validation by document: the config's model and the baselines, "
-                 "strict and overlap F1 as mean ± std over folds",
-                 "policy-ner cv configs/default.yaml --folds 5")
+    cv = command(commands, "cv", "k-fold cross-validation by source document: the config's model and the "
+                 "baselines, strict and overlap F1 as mean ± std over folds",
+                 "policy-ner cv configs/default.yaml --folds 5  (or --leave-out genre)")
     cv.add_argument("config", type=Path)
     cv.add_argument("--folds", type=int, default=5)
     cv.add_argument("--seed", type=int, default=13, help="salt of the fold assignment's tie-break")
     cv.add_argument("--baselines", default="wordlist,crf,lac",
                     help="comma-separated baselines to score on the same folds (wordlist, crf, lac; '' for none)")
     cv.add_argument("--no-model", action="store_true", help="score the baselines only")
+    cv.add_argument("--group-by", choices=("group", "doc"), default="group",
+                    help="keep each source-document group of the manifest (data.manifest) in one fold (default), "
+                         "or fold single documents as before groups existed")
+    cv.add_argument("--leave-out", choices=("genre",),
+                    help="one fold per genre of the manifest instead of --folds (output eval/cv-<name>-genre/)")
     cv.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
     cv.add_argument("--output", type=Path, help="folder for cv.md, cv.json and predictions (default eval/cv-<name>/)")
     cv.set_defaults(handler=cmd_cv)
@@ -101,15 +106,15 @@ def cmd_compare(args) -> int:
 
 
 def cmd_cv(args) -> int:
-    from ..evaluate.cv import cross_validate_config, write_cross_validation
+    from ..evaluate.cv import cross_validate_config, cv_title, default_output, write_cross_validation
 
     config = load_config(args.config)
     baselines = [name.strip() for name in args.baselines.split(",") if name.strip()]
-    cv = cross_validate_config(config, args.root, k=args.folds, seed=args.seed, baselines=baselines,
-                               include_model=not args.no_model, log=log)
-    paths = write_cross_validation(cv, args.output or Path("eval") / f"cv-{config.name}",
-                                   f"{args.folds}-fold cross-validation: {config.name}", invocation(args),
-                                   {"model": f"model ({config.name})"})
+    cv = cross_validate_config(config, args.root, k=args.folds, seed=args.seed, group_by=args.group_by,
+                               leave_out=args.leave_out, baselines=baselines, include_model=not args.no_model,
+                               log=log)
+    paths = write_cross_validation(cv, args.output or default_output(config, cv), cv_title(config, cv),
+                                   invocation(args), {"model": f"model ({config.name})"})
     print()
     print(paths[1].read_text(encoding="utf-8"))
     print(f"wrote {', '.join(str(p) for p in paths[:2])} and {len(paths) - 2} prediction file(s)")

@@ -1,4 +1,9 @@
-"""k-fold cross-validation by document, for the configured model and the baselines alike.
+"""k-fold cross-validation by source document, for the configured model and the baselines alike.
+
+Folds are made of whole groups (the manifest's `group`: the chunks cut from one policy share one), so
+no test chunk shares its mentions with a training chunk of the same document; `--group-by doc` gives the
+older folds of single documents, and `--leave-out genre` one fold per genre (policy, work report,
+news), which asks how the model does on a kind of text it was not trained on.
 
 Every system is trained on the same k-1 folds and predicts the held-out fold, so each document is
 predicted exactly once by each system. Scores are reported two ways: per fold (mean ± sample
@@ -8,11 +13,12 @@ measured on) and pooled (all out-of-fold predictions scored together, as one eva
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -36,30 +42,64 @@ class Fold:
     index: int
     train: list[Document]
     test: list[Document]
+    name: str = ""
+    """What the fold holds out when it is not just a share of the groups (leave-one-genre-out: the genre)."""
 
 
-def assign_folds(documents: Sequence[Document], k: int, seed: int = 13) -> list[Fold]:
-    """Deterministic folds of whole documents, balanced by size.
+def assign_folds(documents: Sequence[Document], k: int, seed: int = 13,
+                 groups: Mapping[str, str] | None = None) -> list[Fold]:
+    """Deterministic folds of whole groups, balanced by size.
 
-    Documents are taken largest first (ties by a salted hash of the doc id) and each goes to the
-    fold with the fewest characters so far, so one very long document cannot make a fold several
-    times larger than another. The result depends on the doc ids and texts only, not their order.
+    `groups` maps doc ids to their group; a document it does not name, and every document when it is
+    None, is a group of its own. Groups are taken largest first (ties by a salted hash of the group
+    name, or of the doc id for a document of its own, so that without groups this is the assignment of
+    single documents it always was) and each goes to the fold with the fewest characters so far, so one
+    very long group cannot make a fold several times larger than another. The result depends on the
+    doc ids, texts and groups only, not their order.
     """
-    if not 2 <= k <= len(documents):
-        raise ValueError(f"--folds must be between 2 and the number of documents ({len(documents)}), got {k}")
+    units = group_documents(documents, groups or {})
+    if not 2 <= k <= len(units):
+        what = "groups" if groups else "documents"
+        raise ValueError(f"--folds must be between 2 and the number of {what} ({len(units)}), got {k}")
 
-    def salted(doc: Document) -> str:
-        return hashlib.sha256(f"{seed}:{doc.doc_id}".encode()).hexdigest()
+    def salted(name: str) -> str:
+        return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
 
     members: list[list[Document]] = [[] for _ in range(k)]
     sizes = [0] * k
-    for doc in sorted(documents, key=lambda d: (-len(d.text), salted(d))):
+    for name, docs in sorted(units.items(), key=lambda u: (-sum(len(d.text) for d in u[1]), salted(u[0]))):
         target = min(range(k), key=lambda i: (sizes[i], i))
-        members[target].append(doc)
-        sizes[target] += len(doc.text)
+        members[target] += docs
+        sizes[target] += sum(len(d.text) for d in docs)
+    return folds_from_tests(documents, members)
+
+
+def group_documents(documents: Sequence[Document], groups: Mapping[str, str]) -> dict[str, list[Document]]:
+    """Group name -> its documents; an ungrouped document is keyed by its own doc id."""
+    units: dict[str, list[Document]] = {}
+    for doc in documents:
+        units.setdefault(groups.get(doc.doc_id, doc.doc_id), []).append(doc)
+    return units
+
+
+def genre_folds(documents: Sequence[Document], genres: Mapping[str, str]) -> list[Fold]:
+    """Leave-one-genre-out: one fold per genre (in name order), its documents the test set and every
+    other document the training set. Documents without a genre are always trained on, never tested."""
+    by_genre: dict[str, list[Document]] = {}
+    for doc in documents:
+        if doc.doc_id in genres:
+            by_genre.setdefault(genres[doc.doc_id], []).append(doc)
+    if len(by_genre) < 2:
+        raise ValueError(f"leave-one-genre-out needs documents of at least 2 genres, found {sorted(by_genre) or 'none'}")
+    names = sorted(by_genre)
+    return [dataclasses.replace(fold, name=name)
+            for fold, name in zip(folds_from_tests(documents, [by_genre[n] for n in names]), names)]
+
+
+def folds_from_tests(documents: Sequence[Document], tests: Sequence[Sequence[Document]]) -> list[Fold]:
     order = {doc.doc_id: i for i, doc in enumerate(documents)}
     folds = []
-    for index, test in enumerate(members):
+    for index, test in enumerate(tests):
         test_ids = {d.doc_id for d in test}
         folds.append(Fold(index, [d for d in documents if d.doc_id not in test_ids],
                           sorted(test, key=lambda d: order[d.doc_id])))
@@ -80,6 +120,8 @@ class FoldScores:
 class CrossValidation:
     labels: list[str]
     folds: list[Fold]
+    grouping: dict = field(default_factory=dict)
+    """How the folds were made: `by` (group, doc or genre), the manifest, and the documents it lacks."""
     fold_scores: list[FoldScores] = field(default_factory=list)
     predictions: dict[str, dict[str, PredictedDocument]] = field(default_factory=dict)
     """Out-of-fold predictions: system -> doc id -> prediction."""
@@ -112,7 +154,9 @@ class CrossValidation:
     def to_dict(self) -> dict:
         return {
             "labels": self.labels,
-            "folds": [{"index": f.index, "test_documents": [d.doc_id for d in f.test],
+            "grouping": self.grouping,
+            "folds": [{"index": f.index, **({"name": f.name} if f.name else {}),
+                       "test_documents": [d.doc_id for d in f.test],
                        "test_characters": sum(len(d.text) for d in f.test)} for f in self.folds],
             "per_fold": [{"system": s.system, "fold": s.fold, "seconds": s.seconds,
                           "strict": s.strict.to_dict(), "overlap": s.overlap} for s in self.fold_scores],
@@ -162,13 +206,18 @@ def model_system(config: Config, vocab_texts: Sequence[str], log=print) -> FitPr
 
 
 def cross_validate(documents: Sequence[Document], labels: Sequence[str], systems: dict[str, FitPredict],
-                   k: int = 5, seed: int = 13, log=print) -> CrossValidation:
-    folds = assign_folds(documents, k, seed)
-    cv = CrossValidation(list(labels), folds)
+                   k: int = 5, seed: int = 13, log=print, folds: Sequence[Fold] | None = None,
+                   grouping: dict | None = None) -> CrossValidation:
+    """Every system on every fold: `folds` when given (e.g. `genre_folds`), else `assign_folds(documents,
+    k, seed)` of single documents."""
+    folds = list(folds) if folds is not None else assign_folds(documents, k, seed)
+    k = len(folds)
+    cv = CrossValidation(list(labels), folds, dict(grouping or {"by": "doc"}))
     for name, run in systems.items():
         cv.predictions[name] = {}
         for fold in folds:
-            log(f"[{name}] fold {fold.index + 1}/{k}: {len(fold.train)} train, {len(fold.test)} test documents")
+            held_out = f" ({fold.name})" if fold.name else ""
+            log(f"[{name}] fold {fold.index + 1}/{k}{held_out}: {len(fold.train)} train, {len(fold.test)} test documents")
             started = time.perf_counter()
             predicted = run(fold.train, fold.test)
             seconds = round(time.perf_counter() - started, 1)
@@ -191,11 +240,72 @@ def systems_for(config: Config, vocab_texts: Sequence[str], baselines: Sequence[
     return systems
 
 
-def cross_validate_config(config: Config, root: Path, *, k: int = 5, seed: int = 13,
-                          baselines: Sequence[str] = ("wordlist", "crf", "lac"), include_model: bool = True,
-                          log=print) -> CrossValidation:
-    """`cross_validate` of the config's model and `baselines` on the config's annotations."""
+GROUPINGS = ("group", "doc")
+LEAVE_OUT = ("genre",)
+
+
+def config_folds(config: Config, documents: Sequence[Document], root: Path, *, k: int = 5, seed: int = 13,
+                 group_by: str = "group", leave_out: str | None = None) -> tuple[list[Fold], dict, str]:
+    """The folds of `documents`, how they were made (for cv.json), and a note naming the documents the
+    manifest (`data.manifest`) does not cover. `group_by="group"` keeps each source-document group of
+    the manifest in one fold, `"doc"` folds single documents; `leave_out="genre"` makes one fold per genre."""
+    from ..corpus import document_groups
+
+    if group_by not in GROUPINGS or leave_out not in (None, *LEAVE_OUT):
+        raise ValueError(f"unknown grouping {group_by!r} / leave-out {leave_out!r}")
+    if leave_out is None and group_by == "doc":
+        return assign_folds(documents, k, seed), {"by": "doc"}, ""
+    manifest = Path(root) / config.data.manifest
+    shown = str(config.data.manifest)
+    if not manifest.is_file():
+        if leave_out == "genre":
+            raise FileNotFoundError(f"{manifest}: manifest not found; leave-one-genre-out needs its genre column")
+        note = (f"{manifest} not found: each document is a group of its own (the folds of --group-by doc); "
+                "set data.manifest to group chunks of one source document")
+        return (assign_folds(documents, k, seed),
+                {"by": "group", "manifest": shown, "manifest_missing": True,
+                 "groups": {d.doc_id: d.doc_id for d in documents}, "not_in_manifest": [d.doc_id for d in documents]},
+                note)
+    groups, genres = document_groups(manifest)
+    if leave_out == "genre":
+        never = [d.doc_id for d in documents if d.doc_id not in genres]
+        note = (f"{len(never)} document(s) without a genre in {shown}, trained on in every fold and never tested: "
+                f"{', '.join(never)}") if never else ""
+        grouping = {"by": "genre", "manifest": shown, "genres": {d.doc_id: genres[d.doc_id] for d in documents
+                                                                  if d.doc_id in genres}, "never_tested": never}
+        return genre_folds(documents, genres), grouping, note
+    missing = [d.doc_id for d in documents if d.doc_id not in groups]
+    note = (f"{len(missing)} document(s) not in {shown}, each a group of its own: {', '.join(missing)}"
+            if missing else "")
+    grouping = {"by": "group", "manifest": shown, "groups": {d.doc_id: groups.get(d.doc_id, d.doc_id)
+                                                              for d in documents}, "not_in_manifest": missing}
+    return assign_folds(documents, k, seed, groups), grouping, note
+
+
+def cv_title(config: Config, cv: CrossValidation) -> str:
+    by = cv.grouping.get("by")
+    if by == "genre":
+        return f"Leave-one-genre-out: {config.name}"
+    if by == "doc":
+        return f"{len(cv.folds)}-fold cross-validation by document (ungrouped): {config.name}"
+    return f"{len(cv.folds)}-fold cross-validation by source document: {config.name}"
+
+
+def default_output(config: Config, cv: CrossValidation) -> Path:
+    """eval/cv-<name>/ for grouped folds, with -genre or -by-doc for the other two."""
+    return Path("eval") / f"cv-{config.name}{ {'genre': '-genre', 'doc': '-by-doc'}.get(cv.grouping.get('by'), '')}"
+
+
+def cross_validate_config(config: Config, root: Path, *, k: int = 5, seed: int = 13, group_by: str = "group",
+                          leave_out: str | None = None, baselines: Sequence[str] = ("wordlist", "crf", "lac"),
+                          include_model: bool = True, log=print) -> CrossValidation:
+    """`cross_validate` of the config's model and `baselines` on the config's annotations, on the folds of
+    `config_folds`."""
     documents = load_documents(resolve_annotation_files(config.data.annotations, root), config.labels)
+    folds, grouping, note = config_folds(config, documents, root, k=k, seed=seed, group_by=group_by,
+                                         leave_out=leave_out)
+    if note:
+        log(note)
     vocab_texts: list[str] = []
     if include_model:  # torch loads only when a model is trained
         from ..model.predictor import set_threads
@@ -204,19 +314,21 @@ def cross_validate_config(config: Config, root: Path, *, k: int = 5, seed: int =
         set_threads(config.train.threads)
         vocab_texts = vocabulary_texts(config, documents, root)[0]
     systems = systems_for(config, vocab_texts, baselines, include_model=include_model, log=log)
-    return cross_validate(documents, config.labels, systems, k=k, seed=seed, log=log)
+    return cross_validate(documents, config.labels, systems, folds=folds, grouping=grouping, log=log)
 
 
 def cv_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, str] | None = None) -> str:
     """The results table: strict F1 per label and micro as mean ± std over folds, pooled strict F1,
-    and overlap F1."""
+    and overlap F1; then precision and recall, and what each fold held out."""
+    if cv.grouping.get("by") == "genre":
+        return genre_markdown(cv, title, command, names)
     names = names or {}
     summary = cv.summary()
     rows = [*cv.labels, "micro"]
     lines = [f"# {title}", "", f"Command: `{command}`", "",
-             f"{len(cv.folds)} folds by document ({sum(len(f.test) for f in cv.folds)} documents, "
-             f"{sum(len(d.text) for f in cv.folds for d in f.test):,} characters). Cells: strict F1 mean ± std "
-             "over folds; the pooled figure scores all out-of-fold predictions at once.", "",
+             f"{len(cv.folds)} folds {folds_description(cv.grouping)} ({sum(len(f.test) for f in cv.folds)} "
+             f"documents, {sum(len(d.text) for f in cv.folds for d in f.test):,} characters). Cells: strict F1 "
+             "mean ± std over folds; the pooled figure scores all out-of-fold predictions at once.", "",
              markdown.table(["system", *rows, "pooled micro", "overlap micro F1"], [
                  [names.get(system, system),
                   *(f"{by_row[r]['f1']['mean']:.3f} ± {by_row[r]['f1']['std']:.3f}" for r in rows),
@@ -229,10 +341,69 @@ def cv_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, 
                   *(f"{by_row[r]['precision']['mean']:.3f} / {by_row[r]['recall']['mean']:.3f}" for r in rows)]
                  for system, by_row in summary.items()], "l" + "r" * len(rows))]
     lines += ["", "Folds (test documents):", ""]
-    lines += [f"- fold {f.index + 1}: " + ", ".join(d.doc_id for d in f.test) for f in cv.folds]
+    lines += [f"- fold {f.index + 1}: {fold_members(f, cv.grouping)}" for f in cv.folds]
+    lines += ["", time_line(cv, names), ""]
+    return "\n".join(lines)
+
+
+def folds_description(grouping: dict) -> str:
+    if grouping.get("by") != "group":
+        return "by document (ungrouped: chunks of one source document may fall in different folds)"
+    if grouping.get("manifest_missing"):
+        return (f"by document (the manifest `{grouping['manifest']}` was not found, so each document is a group "
+                "of its own)")
+    text = (f"by source document (the `group` column of `{grouping['manifest']}`: "
+            f"{len(set(grouping['groups'].values()))} groups; the chunks of one document stay in one fold)")
+    missing = grouping.get("not_in_manifest") or []
+    if missing:
+        text += f"; {len(missing)} document(s) not in it are groups of their own: {', '.join(missing)}"
+    return text
+
+
+def fold_members(fold: Fold, grouping: dict) -> str:
+    """A fold's test documents, under their group names when the folds are grouped."""
+    if grouping.get("by") != "group":
+        return ", ".join(d.doc_id for d in fold.test)
+    by_group: dict[str, list[str]] = {}
+    for doc in fold.test:
+        by_group.setdefault(grouping["groups"].get(doc.doc_id, doc.doc_id), []).append(doc.doc_id)
+    return "; ".join(f"{group} ({', '.join(docs)})" if docs != [group] else group for group, docs in by_group.items())
+
+
+def time_line(cv: CrossValidation, names: dict[str, str]) -> str:
     seconds = {s: sum(x.seconds for x in cv.fold_scores if x.system == s) for s in cv.systems}
-    lines += ["", "Time (train + predict, all folds): " + ", ".join(
-        f"{names.get(s, s)} {t:.0f} s" for s, t in seconds.items()), ""]
+    return "Time (train + predict, all folds): " + ", ".join(f"{names.get(s, s)} {t:.0f} s" for s, t in seconds.items())
+
+
+def genre_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, str] | None = None) -> str:
+    """Leave-one-genre-out: strict micro F1 of each system on each held-out genre (trained on the
+    others), and per label."""
+    names = names or {}
+    genres = [f.name for f in cv.folds]
+    scores = {(s.system, cv.folds[s.fold].name): s for s in cv.fold_scores}
+    never = cv.grouping.get("never_tested") or []
+    lines = [f"# {title}", "", f"Command: `{command}`", "",
+             f"One fold per genre of `{cv.grouping.get('manifest')}` (the `genre` column): each system is trained on "
+             "the other genres' documents and tested on the held-out genre's."
+             + (f" Documents without a genre ({', '.join(never)}) are trained on in every fold, never tested."
+                if never else ""), "",
+             "Strict micro F1 per held-out genre (test documents, gold entities):", "",
+             markdown.table(
+                 ["system", *(f"{g} ({len(f.test)} docs, {scores[next(iter(cv.systems)), g].strict.micro.support} "
+                              "entities)" for g, f in zip(genres, cv.folds)), "mean"],
+                 [[names.get(system, system), *(f"{v:.3f}" for v in values), f"{sum(values) / len(values):.3f}"]
+                  for system, values in ((system, [scores[system, g].strict.micro.f1 for g in genres])
+                                         for system in cv.systems)], "l" + "r" * (len(genres) + 1)),
+             "", "Per label (strict F1; overlap micro F1 last):", "",
+             markdown.table(
+                 ["system", "held out", *cv.labels, "micro", "overlap micro"],
+                 [[names.get(system, system), genre,
+                   *(f"{scores[system, genre].strict.per_label[label].f1:.3f}" for label in cv.labels),
+                   f"{scores[system, genre].strict.micro.f1:.3f}", f"{scores[system, genre].overlap['micro']['f1']:.3f}"]
+                  for system in cv.systems for genre in genres], "ll" + "r" * (len(cv.labels) + 2))]
+    lines += ["", "Folds (test documents):", ""]
+    lines += [f"- {f.name}: " + ", ".join(d.doc_id for d in f.test) for f in cv.folds]
+    lines += ["", time_line(cv, names), ""]
     return "\n".join(lines)
 
 

@@ -28,7 +28,11 @@ _BASE_CHARACTERS = (string.digits + string.ascii_letters + string.punctuation
 def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
     """Special tokens, the base characters, then every other non-space character of `texts`
     seen at least `min_count` times, most frequent first (ties in code-point order)."""
-    counts = Counter(ch for text in texts for ch in text if not ch.isspace())
+    return vocab_from_counts(Counter(ch for text in texts for ch in text if not ch.isspace()), min_count)
+
+
+def vocab_from_counts(counts: Counter, min_count: int = 1) -> list[str]:
+    """`build_char_vocab` over characters already counted (pretraining merges two corpora's counts)."""
     vocab = list(SPECIAL_TOKENS) + list(dict.fromkeys(_BASE_CHARACTERS))
     known = set(vocab)
     for ch, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):

@@ -32,6 +32,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def parameter_groups(model, weight_decay: float) -> list[dict]:
+    """AdamW groups: weight decay on the weight matrices, none on biases and LayerNorm (as BERT)."""
+    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+    return [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+         "weight_decay": 0.0},
+    ]
+
+
 def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print,
         prepare_batch=None) -> list[EpochRecord]:
     """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record.
@@ -44,14 +55,7 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
     step = w.max_length - 2 - w.stride
     steps_per_epoch = math.ceil(count_windows(examples, w.max_length, w.stride) / t.batch_size)
     total_steps = steps_per_epoch * t.epochs
-    no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": t.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * t.warmup_ratio), total_steps)
     history = []
     averaged = WeightAverage(model) if t.average_last > 1 else None
