@@ -40,14 +40,21 @@ def main() -> int:
     parser.add_argument("--chars", type=int, default=500_000, help="at least this many characters (default 500,000)")
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: one per available core)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each runtime, interleaved; the tables give the median run (default 3)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each runtime, interleaved; the tables give the median run (default 3)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (ours)")
     parser.add_argument("--no-quality", action="store_true", help="skip the F1 comparison")
     parser.add_argument("--no-overlap", action="store_true", help="ours: one stage at a time (predict --no-overlap)")
     parser.add_argument("--no-stages", action="store_true", help="skip the per-stage timing")
-    parser.add_argument("--quantization-options", action="store_true",
-                        help="also time the network quantized with other ONNX Runtime options")
+    parser.add_argument(
+        "--quantization-options",
+        action="store_true",
+        help="also time the network quantized with other ONNX Runtime options",
+    )
     parser.add_argument("--worker", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--docs", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -59,6 +66,7 @@ def main() -> int:
 
 
 # --- the benchmark --------------------------------------------------------------------------------
+
 
 def document_set(min_chars: int) -> list[dict]:
     """The raw documents in path order, repeated until there are at least `min_chars` characters."""
@@ -77,10 +85,15 @@ def run_benchmark(args) -> int:
     runtimes = [r for r in args.runtimes.split(",") if r]
     documents = document_set(args.chars)
     doubled = documents + [{**d, "doc_id": f"{d['doc_id']}~b"} for d in documents]
-    machine = f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} available), load average " \
-              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
-    print(f"model {args.model}; {len(documents)} documents, {sum(len(d['text']) for d in documents):,} characters "
-          f"(data/raw repeated); {machine}", flush=True)
+    machine = (
+        f"{os.cpu_count()} cores ({len(os.sched_getaffinity(0))} available), load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(
+        f"model {args.model}; {len(documents)} documents, {sum(len(d['text']) for d in documents):,} characters "
+        f"(data/raw repeated); {machine}",
+        flush=True,
+    )
     wants_onnx = any(r.startswith("onnx") for r in runtimes) or args.quantization_options
     if wants_onnx and not (args.model / "onnx" / "model.int8.onnx").is_file():
         print("exporting ONNX ...", flush=True)
@@ -88,16 +101,30 @@ def run_benchmark(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="policy-ner-bench-") as scratch:
         scratch = Path(scratch)
-        sets = {"all": write_jsonl(scratch / "docs.jsonl", documents),
-                "doubled": write_jsonl(scratch / "doubled.jsonl", doubled)}
+        sets = {
+            "all": write_jsonl(scratch / "docs.jsonl", documents),
+            "doubled": write_jsonl(scratch / "doubled.jsonl", doubled),
+        }
         runs: dict[tuple[str, str], list[dict]] = {}
         # interleaved, so that a spell of load on a shared machine hits every runtime alike
         plan = [(runtime, "all") for _ in range(args.repeats) for runtime in runtimes]
         plan += [("torch", "doubled")] if "torch" in runtimes else []
         for runtime, size in plan:
-            command = [sys.executable, __file__, str(args.model), "--worker", runtime, "--docs", str(sets[size]),
-                       "--out", str(scratch / f"{runtime}-{size}.jsonl"), "--threads", str(args.threads),
-                       "--batch-size", str(args.batch_size)] + (["--no-overlap"] if args.no_overlap else [])
+            command = [
+                sys.executable,
+                __file__,
+                str(args.model),
+                "--worker",
+                runtime,
+                "--docs",
+                str(sets[size]),
+                "--out",
+                str(scratch / f"{runtime}-{size}.jsonl"),
+                "--threads",
+                str(args.threads),
+                "--batch-size",
+                str(args.batch_size),
+            ] + (["--no-overlap"] if args.no_overlap else [])
             done = subprocess.run(command, check=True, capture_output=True, text=True)
             runs.setdefault((runtime, size), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  {runtime} ({size}): {runs[runtime, size][-1]}", flush=True)
@@ -133,28 +160,35 @@ def speed_table(runs: dict[str, list[dict]]) -> str:
 
     def ratios(r: dict, key: str) -> str:
         speed = r["characters"] / r[key]
-        return " | ".join(f"{speed / (base['characters'] / base[key]):.2f}" if base else "-"
-                          for base in (results.get("pipeline"), results.get("torch")))
+        return " | ".join(
+            f"{speed / (base['characters'] / base[key]):.2f}" if base else "-"
+            for base in (results.get("pipeline"), results.get("torch"))
+        )
 
-    lines = ["| runtime | documents | characters | seconds | chars/s | s/doc | peak RSS MB | × pipeline | × torch "
-             "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) | seconds of each run |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| runtime | documents | characters | seconds | chars/s | s/doc | peak RSS MB | × pipeline | × torch "
+        "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) | seconds of each run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for runtime, r in results.items():
         each_run = ", ".join(f"{run['seconds']:.1f}" for run in runs[runtime])
-        lines.append(f"| {runtime} | {r['documents']:,} | {r['characters']:,} | {r['seconds']:.1f} | "
-                     f"{r['characters'] / r['seconds']:,.0f} | {r['seconds'] / r['documents']:.4f} | "
-                     f"{r['peak_rss_mb']:,.0f} | {ratios(r, 'seconds')} | {r['cpu_seconds']:.1f} | "
-                     f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} | "
-                     f"{each_run} |")
+        lines.append(
+            f"| {runtime} | {r['documents']:,} | {r['characters']:,} | {r['seconds']:.1f} | "
+            f"{r['characters'] / r['seconds']:,.0f} | {r['seconds'] / r['documents']:.4f} | "
+            f"{r['peak_rss_mb']:,.0f} | {ratios(r, 'seconds')} | {r['cpu_seconds']:.1f} | "
+            f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} | "
+            f"{each_run} |"
+        )
     return "\n".join(lines)
 
 
 def memory_table(single: dict, double: dict) -> str:
-    lines = ["| torch run | documents | characters | RSS after loading MB | peak RSS MB |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| torch run | documents | characters | RSS after loading MB | peak RSS MB |", "|---|---:|---:|---:|---:|"]
     for name, r in (("the document set", single), ("twice over", double)):
-        lines.append(f"| {name} | {r['documents']:,} | {r['characters']:,} | {r['loaded_rss_mb']:,.0f} | "
-                     f"{r['peak_rss_mb']:,.0f} |")
+        lines.append(
+            f"| {name} | {r['documents']:,} | {r['characters']:,} | {r['loaded_rss_mb']:,.0f} | "
+            f"{r['peak_rss_mb']:,.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -171,29 +205,40 @@ def quality_table(model_dir: Path, runtimes: list[str]) -> str:
     scores = {}
     for runtime in runtimes:
         predicted = predict_documents(Predictor.from_pretrained(model_dir, runtime=runtime), gold)
-        scores[runtime] = (evaluate(gold, predicted, labels).micro.f1,
-                           evaluate(dev, {d.doc_id: predicted[d.doc_id] for d in dev}, labels).micro.f1 if dev else None)
+        scores[runtime] = (
+            evaluate(gold, predicted, labels).micro.f1,
+            evaluate(dev, {d.doc_id: predicted[d.doc_id] for d in dev}, labels).micro.f1 if dev else None,
+        )
     base = scores.get("torch")
-    lines = [f"strict micro F1 on annotations/*.json ({len(gold)} documents; dev: {len(dev)} documents)",
-             "| runtime | F1 all | F1 dev | Δ all vs torch (points) | Δ dev vs torch (points) |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        f"strict micro F1 on annotations/*.json ({len(gold)} documents; dev: {len(dev)} documents)",
+        "| runtime | F1 all | F1 dev | Δ all vs torch (points) | Δ dev vs torch (points) |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for runtime, (all_f1, dev_f1) in scores.items():
-        delta = lambda i: f"{100 * (scores[runtime][i] - base[i]):+.2f}" if base and base[i] is not None else "-"  # noqa: E731
-        lines.append(f"| {runtime} | {all_f1:.4f} | {dev_f1 if dev_f1 is None else f'{dev_f1:.4f}'} | "
-                     f"{delta(0)} | {delta(1)} |")
+
+        def delta(i, runtime=runtime):
+            return f"{100 * (scores[runtime][i] - base[i]):+.2f}" if base and base[i] is not None else "-"
+
+        lines.append(
+            f"| {runtime} | {all_f1:.4f} | {dev_f1 if dev_f1 is None else f'{dev_f1:.4f}'} | {delta(0)} | {delta(1)} |"
+        )
     return "\n".join(lines)
 
 
 QUANTIZATION_OPTIONS = {
     "INT8, ONNX Runtime's defaults (MatMul, Gather, Conv ...)": {},
     "INT8, MatMul and Conv": {"op_types_to_quantize": ["MatMul", "Conv"]},
-    "INT8, MatMul with constant weights only": {"op_types_to_quantize": ["MatMul"],
-                                                "extra_options": {"MatMulConstBOnly": True}},
+    "INT8, MatMul with constant weights only": {
+        "op_types_to_quantize": ["MatMul"],
+        "extra_options": {"MatMulConstBOnly": True},
+    },
 }
 
 
-def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: int,
-                quantization_options: bool = False) -> str:
+def stage_table(
+    model_dir: Path, runtimes: list[str], threads: int, batch_size: int, quantization_options: bool = False
+) -> str:
     """Seconds of each stage over one copy of data/raw, one stage at a time with all the threads: the
     feature analysers, the rest of encoding (tokenizer, packing), the network per runtime, decoding.
     It shows where the time goes, hence how far a faster network can move the end-to-end figure."""
@@ -205,17 +250,23 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
 
     threads = set_threads(threads)
     texts = [d["text"] for d in document_set(1)]
-    predictors = {r: Predictor.from_pretrained(model_dir, batch_size=batch_size, runtime=r, threads=threads)
-                  for r in runtimes}
+    predictors = {
+        r: Predictor.from_pretrained(model_dir, batch_size=batch_size, runtime=r, threads=threads) for r in runtimes
+    }
     first = next(iter(predictors.values()))
     rows = []
     for channel in first.features.channels:
-        rows.append((f"features: {channel}", best_seconds(lambda: first.features.channel_values(channel, texts))))
+        rows.append(
+            (
+                f"features: {channel}",
+                best_seconds(lambda channel=channel: first.features.channel_values(channel, texts)),
+            )
+        )
     encode_seconds = best_seconds(lambda: first.encode(texts))
     rows.append(("encode in all (features, tokenizer, packing)", encode_seconds))
     encoded = first.encode(texts)
     for runtime, predictor in predictors.items():
-        rows.append((f"network: {runtime}", best_seconds(lambda: predictor.token_scores(encoded))))
+        rows.append((f"network: {runtime}", best_seconds(lambda predictor=predictor: predictor.token_scores(encoded))))
     if quantization_options:
         variant = Predictor.from_pretrained(model_dir, batch_size=batch_size, runtime="onnx", threads=threads)
         with tempfile.TemporaryDirectory(prefix="policy-ner-quant-") as scratch:
@@ -229,9 +280,12 @@ def stage_table(model_dir: Path, runtimes: list[str], threads: int, batch_size: 
     rows.append(("decode (Viterbi, entities)", best_seconds(lambda: first.entities_from_scores(encoded, scores))))
     network = {name: seconds for name, seconds in rows if name.startswith("network: ")}
     torch_network = network.get("network: torch")
-    lines = [f"stages over data/raw ({len(texts)} documents, {sum(map(len, texts)):,} characters), one at a time, "
-             f"{threads} thread(s); best of 3",
-             "| stage | seconds | × torch network |", "|---|---:|---:|"]
+    lines = [
+        f"stages over data/raw ({len(texts)} documents, {sum(map(len, texts)):,} characters), one at a time, "
+        f"{threads} thread(s); best of 3",
+        "| stage | seconds | × torch network |",
+        "|---|---:|---:|",
+    ]
     for name, seconds in rows:
         ratio = f"{torch_network / seconds:.2f}" if name in network and torch_network else ""
         lines.append(f"| {name} | {seconds:.3f} | {ratio} |")
@@ -249,6 +303,7 @@ def best_seconds(work, repeats: int = 3) -> float:
 
 # --- one runtime, in its own process ----------------------------------------------------------------
 
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -261,9 +316,13 @@ def cpu_seconds() -> float:
 
 
 def measured(loaded: float, started: tuple[float, float], **counts) -> dict:
-    return {**counts, "seconds": round(time.perf_counter() - started[0], 2),
-            "cpu_seconds": round(cpu_seconds() - started[1], 2), "loaded_rss_mb": round(loaded, 1),
-            "peak_rss_mb": round(peak_rss_mb(), 1)}
+    return {
+        **counts,
+        "seconds": round(time.perf_counter() - started[0], 2),
+        "cpu_seconds": round(cpu_seconds() - started[1], 2),
+        "loaded_rss_mb": round(loaded, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
 
 
 def run_worker(args) -> dict:
@@ -273,14 +332,19 @@ def run_worker(args) -> dict:
     from policy_ner.predict.batch import predict_files
 
     threads = set_batch_threads(args.model, args.threads, overlap=not args.no_overlap)
-    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker,
-                                          threads=threads)
+    predictor = Predictor.from_pretrained(args.model, batch_size=args.batch_size, runtime=args.worker, threads=threads)
     predictor.predict(["对台资企业给予最高300万元补贴。"])
     loaded = peak_rss_mb()
     started = time.perf_counter(), cpu_seconds()
     summary = predict_files(predictor, [args.docs], args.out, overwrite=True, overlap=not args.no_overlap)
-    return measured(loaded, started, documents=summary.documents, characters=summary.characters,
-                    entities=summary.entities, threads=threads)
+    return measured(
+        loaded,
+        started,
+        documents=summary.documents,
+        characters=summary.characters,
+        entities=summary.entities,
+        threads=threads,
+    )
 
 
 def run_pipeline(args) -> dict:
@@ -300,8 +364,14 @@ def run_pipeline(args) -> dict:
     settings = read_model_settings(args.model)
     tokenizer = AutoTokenizer.from_pretrained(args.model, model_max_length=settings["max_length"])
     model = AutoModelForTokenClassification.from_pretrained(args.model)
-    tagger = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="simple",
-                      stride=settings["stride"], device=torch.device("cpu"))
+    tagger = pipeline(
+        "token-classification",
+        model=model,
+        tokenizer=tokenizer,
+        aggregation_strategy="simple",
+        stride=settings["stride"],
+        device=torch.device("cpu"),
+    )
     tagger("对台资企业给予最高300万元补贴。")
     loaded = peak_rss_mb()
     documents = characters = entities = 0
@@ -310,9 +380,24 @@ def run_pipeline(args) -> dict:
         for line in source:
             record = json.loads(line)
             found = tagger(record["text"])
-            sink.write(json.dumps({"doc_id": record["doc_id"], "entities": [
-                {"label": e["entity_group"], "start": int(e["start"]), "end": int(e["end"]),
-                 "score": float(np.round(e["score"], 4))} for e in found]}, ensure_ascii=False) + "\n")
+            sink.write(
+                json.dumps(
+                    {
+                        "doc_id": record["doc_id"],
+                        "entities": [
+                            {
+                                "label": e["entity_group"],
+                                "start": int(e["start"]),
+                                "end": int(e["end"]),
+                                "score": float(np.round(e["score"], 4)),
+                            }
+                            for e in found
+                        ],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             sink.flush()
             documents += 1
             characters += len(record["text"])

@@ -23,11 +23,15 @@ DATA = ROOT / "data"
 CORPUS_SOURCES = DATA / "raw" / "corpus" / "SOURCES.md"
 
 SOURCES = {
-    "seeds": ("seed document received from the project's user (shared/seeds); news and web articles, "
-              "web-page leftovers kept as received",
-              "third-party article text kept for research annotation; check rights before redistributing"),
-    "corpus": ("official policy document or government work report, see data/raw/corpus/SOURCES.md",
-               "official document of a state organ, excluded from copyright (PRC Copyright Law art. 5)"),
+    "seeds": (
+        "seed document received from the project's user (shared/seeds); news and web articles, "
+        "web-page leftovers kept as received",
+        "third-party article text kept for research annotation; check rights before redistributing",
+    ),
+    "corpus": (
+        "official policy document or government work report, see data/raw/corpus/SOURCES.md",
+        "official document of a state organ, excluded from copyright (PRC Copyright Law art. 5)",
+    ),
 }
 GENRE_OF_SOURCE = {"A": "policy", "B": "work_report"}
 SEED_GENRE = "news"
@@ -42,8 +46,10 @@ def source_documents(sources_md: Path) -> dict[str, tuple[str, str]]:
         match = FILE_ROW.match(line)
         if match:
             if match["source"] not in GENRE_OF_SOURCE:
-                raise ValueError(f"{sources_md}:{number}: source {match['source']} has no genre "
-                                 f"(known: {', '.join(GENRE_OF_SOURCE)})")
+                raise ValueError(
+                    f"{sources_md}:{number}: source {match['source']} has no genre "
+                    f"(known: {', '.join(GENRE_OF_SOURCE)})"
+                )
             rows[match["file"]] = (match["source"], match["path"])
     return rows
 
@@ -72,11 +78,12 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     entries = [manifest_entry(path, DATA, *SOURCES["corpus"], *groups[path.stem]) for path in corpus_files]
-    entries += [manifest_entry(path, DATA, *SOURCES["seeds"], f"seed_{path.stem}", SEED_GENRE)
-                for path in sorted((DATA / "raw" / "seeds").glob("*.txt"))]
+    entries += [
+        manifest_entry(path, DATA, *SOURCES["seeds"], f"seed_{path.stem}", SEED_GENRE)
+        for path in sorted((DATA / "raw" / "seeds").glob("*.txt"))
+    ]
     write_manifest(entries, DATA / "manifest.csv")
-    print(f"wrote {DATA / 'manifest.csv'}: {len(entries)} documents in "
-          f"{len({e.group for e in entries})} groups")
+    print(f"wrote {DATA / 'manifest.csv'}: {len(entries)} documents in {len({e.group for e in entries})} groups")
     return 0
 
 

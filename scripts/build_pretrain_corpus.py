@@ -42,9 +42,9 @@ import sys
 import tempfile
 import unicodedata
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = ROOT.parent / "shared" / "pretrain-corpus"
@@ -150,8 +150,13 @@ class RuleStats:
         return chosen
 
     def as_json(self) -> dict:
-        return {"description": self.description, "changed": self.changed, "dropped": self.dropped,
-                "characters_removed": self.characters_removed, "examples": self.chosen_examples()}
+        return {
+            "description": self.description,
+            "changed": self.changed,
+            "dropped": self.dropped,
+            "characters_removed": self.characters_removed,
+            "examples": self.chosen_examples(),
+        }
 
 
 def excerpt(before: str, after: str | None) -> tuple[str, str | None]:
@@ -172,25 +177,25 @@ def clip(text: str, start: int) -> str:
 
 LINE_RULES = {
     "escapes": "literal `<U+XXXX>` escapes and HTML entities turned into their character; `?` that a "
-               "GBK round trip left for a lost space next to Chinese text removed",
+    "GBK round trip left for a lost space next to Chinese text removed",
     "invisible": "zero-width, bidirectional, private-use and control characters removed",
     "markdown": "front matter, `<!-- ... -->` markers, HTML tags, heading `#` marks, table rules and "
-                "pipes, links, emphasis and footnote marks removed (the text they wrap kept)",
+    "pipes, links, emphasis and footnote marks removed (the text they wrap kept)",
     "boilerplate": "gov.cn page header and footer lines, breadcrumbs, related-link lists and the "
-                   "headlines they repeat, photo credits, news-agency datelines removed",
+    "headlines they repeat, photo credits, news-agency datelines removed",
     "fullwidth": "full-width digits and Latin letters (and a full-width point between digits) turned "
-                 "into ASCII, as the project's texts write them",
+    "into ASCII, as the project's texts write them",
     "whitespace": "every kind of space (U+00A0, U+3000 indents, tabs) turned into one ASCII space, runs "
-                  "collapsed, line ends stripped",
+    "collapsed, line ends stripped",
 }
 PARAGRAPH_RULES = {
     "too_short": f"paragraphs under {MIN_CHARS} non-space characters dropped",
     "non_chinese": f"paragraphs in which CJK ideographs are under {MIN_CJK_SHARE:.0%} of the characters that are "
-                   "not space, digit or punctuation dropped",
+    "not space, digit or punctuation dropped",
     "superseded": "paragraphs of a web-dump work report whose year the clean 2003-2018 folder has whole "
-                  "(the dump truncates 2006-2009 and runs 2014 into one line) dropped",
+    "(the dump truncates 2006-2009 and runs 2014 into one line) dropped",
     "eval_overlap": f"paragraphs equal to, contained in, or sharing {OVERLAP_CHARS} normalised characters "
-                    "with a text of data/raw or of an annotation export dropped",
+    "with a text of data/raw or of an annotation export dropped",
     "duplicate": "paragraphs whose normalised text (NFKC, no whitespace) appeared earlier in the corpus dropped",
 }
 
@@ -269,7 +274,7 @@ def read_markdown_laws(path: Path, stats: dict[str, RuleStats]) -> list[Document
             continue
         heading = HEADING.match(text)
         if heading and len(heading.group(1)) == 1:
-            documents.append(Document(path.name, text[heading.end():].strip(), index + 1))
+            documents.append(Document(path.name, text[heading.end() :].strip(), index + 1))
         if not documents:
             if text.strip():
                 raise CorpusError(f"{path}:{index + 1}: text before the first '# title' heading")
@@ -354,12 +359,15 @@ def related_headlines(document: Document) -> set[str]:
     return headlines
 
 
-def clean_line(text: str, source: str, number: int, related: set[str],
-               stats: dict[str, RuleStats]) -> str | None:
+def clean_line(text: str, source: str, number: int, related: set[str], stats: dict[str, RuleStats]) -> str | None:
     steps: list[tuple[str, Callable[[str], str | None]]] = [
-        ("escapes", fix_escapes), ("invisible", drop_invisible), ("markdown", strip_markdown),
-        ("boilerplate", lambda t: strip_boilerplate(t, related)), ("fullwidth", to_halfwidth),
-        ("whitespace", normalise_spaces)]
+        ("escapes", fix_escapes),
+        ("invisible", drop_invisible),
+        ("markdown", strip_markdown),
+        ("boilerplate", lambda t: strip_boilerplate(t, related)),
+        ("fullwidth", to_halfwidth),
+        ("whitespace", normalise_spaces),
+    ]
     for name, step in steps:
         cleaned = step(text)
         if cleaned is not None and not cleaned.strip():
@@ -408,7 +416,7 @@ class EvalTexts:
             return True
         if len(key) < OVERLAP_CHARS:
             return key in self.joined
-        return any(key[i:i + OVERLAP_CHARS] in self.runs for i in range(len(key) - OVERLAP_CHARS + 1))
+        return any(key[i : i + OVERLAP_CHARS] in self.runs for i in range(len(key) - OVERLAP_CHARS + 1))
 
 
 def load_eval_texts(root: Path, text_globs: Iterable[str], export_globs: Iterable[str]) -> EvalTexts:
@@ -423,10 +431,12 @@ def load_eval_texts(root: Path, text_globs: Iterable[str], export_globs: Iterabl
             texts += export_texts(path)
             files.append(str(path.relative_to(root)))
     if not texts:
-        raise CorpusError(f"{root}: no project texts found under {list(text_globs) + list(export_globs)}; "
-                          "refusing to build a corpus that cannot be checked for evaluation text")
+        raise CorpusError(
+            f"{root}: no project texts found under {list(text_globs) + list(export_globs)}; "
+            "refusing to build a corpus that cannot be checked for evaluation text"
+        )
     paragraphs = [normalise(p) for t in texts for p in t.split("\n") if normalise(p)]
-    runs = {p[i:i + OVERLAP_CHARS] for p in paragraphs for i in range(len(p) - OVERLAP_CHARS + 1)}
+    runs = {p[i : i + OVERLAP_CHARS] for p in paragraphs for i in range(len(p) - OVERLAP_CHARS + 1)}
     return EvalTexts({paragraph_key(p) for p in paragraphs}, "\x00".join(paragraphs), runs, files)
 
 
@@ -465,12 +475,16 @@ class Totals:
 
 def read_inputs(folder: Path, stats: dict[str, RuleStats]) -> list[Document]:
     """All documents, the clean reports first so that duplicates of them in the dump are the ones dropped."""
-    return (read_clean_reports(folder / CLEAN_REPORTS, stats) + read_web_reports(folder / WEB_REPORTS, stats)
-            + read_markdown_laws(folder / LAWS, stats))
+    return (
+        read_clean_reports(folder / CLEAN_REPORTS, stats)
+        + read_web_reports(folder / WEB_REPORTS, stats)
+        + read_markdown_laws(folder / LAWS, stats)
+    )
 
 
-def clean_corpus(documents: list[Document], eval_texts: EvalTexts, stats: dict[str, RuleStats],
-                 after: Totals) -> Iterator[dict]:
+def clean_corpus(
+    documents: list[Document], eval_texts: EvalTexts, stats: dict[str, RuleStats], after: Totals
+) -> Iterator[dict]:
     """The surviving documents as output records; `stats` and `after` are filled in on the way."""
     clean_years = {d.year for d in documents if d.source.startswith(CLEAN_REPORTS + "/")}
     seen: set[bytes] = set()
@@ -493,8 +507,7 @@ def clean_corpus(documents: list[Document], eval_texts: EvalTexts, stats: dict[s
             after.add(text)
         if paragraphs:
             after.documents += 1
-            yield {"source": document.source, "doc": document.doc, "line": document.line,
-                   "text": "\n".join(paragraphs)}
+            yield {"source": document.source, "doc": document.doc, "line": document.line, "text": "\n".join(paragraphs)}
 
 
 def paragraph_rule(text: str, superseded: bool, eval_texts: EvalTexts, seen: set[bytes]) -> str | None:
@@ -567,17 +580,29 @@ def describe_inputs(folder: Path) -> list[dict]:
     for path in input_files(folder):
         lines = read_lines(path)
         filled = [line for line in lines if line.strip()]
-        described.append({"path": str(path.relative_to(folder)), "bytes": path.stat().st_size,
-                          "sha256": sha256_file(path), "characters": len(path.read_text(encoding="utf-8")),
-                          "lines": len(lines), "paragraphs": len(filled),
-                          "paragraph_characters": sum(map(len, filled)),
-                          "cjk_characters": sum(len(CJK_CHAR.findall(line)) for line in filled)})
+        described.append(
+            {
+                "path": str(path.relative_to(folder)),
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+                "characters": len(path.read_text(encoding="utf-8")),
+                "lines": len(lines),
+                "paragraphs": len(filled),
+                "paragraph_characters": sum(map(len, filled)),
+                "cjk_characters": sum(len(CJK_CHAR.findall(line)) for line in filled),
+            }
+        )
     return described
 
 
 def input_totals(inputs: list[dict], documents: int) -> dict:
-    return {"documents": documents, **{key: sum(i[key] for i in inputs) for key in
-                                        ("lines", "paragraphs", "paragraph_characters", "cjk_characters")}}
+    return {
+        "documents": documents,
+        **{
+            key: sum(i[key] for i in inputs)
+            for key in ("lines", "paragraphs", "paragraph_characters", "cjk_characters")
+        },
+    }
 
 
 def shown_path(path: Path, root: Path) -> str:
@@ -588,8 +613,15 @@ def shown_path(path: Path, root: Path) -> str:
         return os.path.relpath(path.resolve(), root.resolve())
 
 
-def build(folder: Path, output: Path, record_path: Path, report_path: Path, root: Path,
-          text_globs: Iterable[str], export_globs: Iterable[str]) -> dict:
+def build(
+    folder: Path,
+    output: Path,
+    record_path: Path,
+    report_path: Path,
+    root: Path,
+    text_globs: Iterable[str],
+    export_globs: Iterable[str],
+) -> dict:
     stats = new_stats()
     documents = read_inputs(folder, stats)
     eval_texts = load_eval_texts(root, text_globs, export_globs)
@@ -636,7 +668,7 @@ def render_report(record: dict) -> str:
         "",
         f"Written by `scripts/build_pretrain_corpus.py`; rebuild with `{record['command']}`. The cleaned text, "
         f"`{out['path']}`, is git-ignored; this file and `corpus.json` (the same figures, machine-readable) "
-        "are committed. Each line of the JSONL is one document: `{\"source\", \"doc\", \"line\", \"text\"}`, "
+        'are committed. Each line of the JSONL is one document: `{"source", "doc", "line", "text"}`, '
         "paragraphs joined by `\\n`.",
         "",
         f"Inputs (`{record['input_folder']}`, see its SOURCES.md):",
@@ -660,22 +692,36 @@ def render_report(record: dict) -> str:
         "| input | documents | paragraphs | characters |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| `{s}` | {c['documents']:,} | {c['paragraphs']:,} | {c['characters']:,} |"
-              for s, c in record["per_source"].items()]
-    lines += ["", "Project texts kept out (no paragraph of the corpus overlaps them): "
-              + ", ".join(f"`{f}`" for f in record["excluded_project_texts"][:3])
-              + (f" and {len(record['excluded_project_texts']) - 3} more" if len(record["excluded_project_texts"]) > 3 else "")
-              + " (the full list is in corpus.json).", ""]
+    lines += [
+        f"| `{s}` | {c['documents']:,} | {c['paragraphs']:,} | {c['characters']:,} |"
+        for s, c in record["per_source"].items()
+    ]
+    lines += [
+        "",
+        "Project texts kept out (no paragraph of the corpus overlaps them): "
+        + ", ".join(f"`{f}`" for f in record["excluded_project_texts"][:3])
+        + (
+            f" and {len(record['excluded_project_texts']) - 3} more"
+            if len(record["excluded_project_texts"]) > 3
+            else ""
+        )
+        + " (the full list is in corpus.json).",
+        "",
+    ]
     lines += rule_section("Line rules", "lines changed", "lines dropped", record["line_rules"])
     lines += rule_section("Paragraph rules", "", "paragraphs dropped", record["paragraph_rules"])
     return "\n".join(lines) + "\n"
 
 
 def rule_section(title: str, changed: str, dropped: str, rules: dict) -> list[str]:
-    lines = [f"## {title}", "", "Applied in this order; each line or paragraph counts under the first rule "
-             "that drops it.", "",
-             f"| rule | what | {changed + ' | ' if changed else ''}{dropped} | characters removed |",
-             f"|---|---|{'---:|' if changed else ''}---:|---:|"]
+    lines = [
+        f"## {title}",
+        "",
+        "Applied in this order; each line or paragraph counts under the first rule that drops it.",
+        "",
+        f"| rule | what | {changed + ' | ' if changed else ''}{dropped} | characters removed |",
+        f"|---|---|{'---:|' if changed else ''}---:|---:|",
+    ]
     for name, rule in rules.items():
         cells = [f"`{name}`", rule["description"]] + ([f"{rule['changed']:,}"] if changed else [])
         cells += [f"{rule['dropped']:,}", f"{rule['characters_removed']:,}"]
@@ -712,23 +758,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", type=Path, help="default: corpus.json beside the output")
     parser.add_argument("--report", type=Path, help="default: CORPUS.md beside the output")
     parser.add_argument("--root", type=Path, default=ROOT, help="project folder the exclusion globs are in")
-    parser.add_argument("--exclude-texts", nargs="*", default=list(DEFAULT_EXCLUDE_TEXTS),
-                        help="globs of plain-text project documents to keep out")
-    parser.add_argument("--exclude-exports", nargs="*", default=list(DEFAULT_EXCLUDE_EXPORTS),
-                        help="globs of Label Studio exports whose task texts to keep out")
+    parser.add_argument(
+        "--exclude-texts",
+        nargs="*",
+        default=list(DEFAULT_EXCLUDE_TEXTS),
+        help="globs of plain-text project documents to keep out",
+    )
+    parser.add_argument(
+        "--exclude-exports",
+        nargs="*",
+        default=list(DEFAULT_EXCLUDE_EXPORTS),
+        help="globs of Label Studio exports whose task texts to keep out",
+    )
     args = parser.parse_args(argv)
     record_path = args.record or args.output.parent / "corpus.json"
     report_path = args.report or args.output.parent / "CORPUS.md"
     try:
-        record = build(args.input, args.output, record_path, report_path, args.root,
-                       args.exclude_texts, args.exclude_exports)
+        record = build(
+            args.input, args.output, record_path, report_path, args.root, args.exclude_texts, args.exclude_exports
+        )
     except CorpusError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     out, before = record["output"], record["before"]
-    print(f"wrote {args.output}: {out['documents']:,} documents, {out['paragraphs']:,} paragraphs, "
-          f"{out['characters']:,} characters (from {before['paragraph_characters']:,} in {before['paragraphs']:,} "
-          f"paragraphs); record {record_path}, report {report_path}")
+    print(
+        f"wrote {args.output}: {out['documents']:,} documents, {out['paragraphs']:,} paragraphs, "
+        f"{out['characters']:,} characters (from {before['paragraph_characters']:,} in {before['paragraphs']:,} "
+        f"paragraphs); record {record_path}, report {report_path}"
+    )
     return 0
 
 

@@ -25,12 +25,26 @@ TINY_CONFIG = {
     "name": "tiny",
     "labels": LABELS,
     "data": {"annotations": ["annotations/*.json"], "vocab_sources": [], "dev_documents": [TINY_DEV_DOC]},
-    "model": {"base": "scratch", "hidden_size": 96, "num_layers": 2, "num_heads": 2,
-              "intermediate_size": 192, "dropout": 0.0, "features": ["jieba", "lac", "gazetteer", "money"],
-              "conv_layers": 1, "crf": True},
+    "model": {
+        "base": "scratch",
+        "hidden_size": 96,
+        "num_layers": 2,
+        "num_heads": 2,
+        "intermediate_size": 192,
+        "dropout": 0.0,
+        "features": ["jieba", "lac", "gazetteer", "money"],
+        "conv_layers": 1,
+        "crf": True,
+    },
     "window": {"max_length": 96, "stride": 24},
-    "train": {"learning_rate": 2.0e-3, "epochs": 40, "batch_size": 8, "warmup_ratio": 0.05, "seed": 7,
-              "window_jitter": False},
+    "train": {
+        "learning_rate": 2.0e-3,
+        "epochs": 40,
+        "batch_size": 8,
+        "warmup_ratio": 0.05,
+        "seed": 7,
+        "window_jitter": False,
+    },
 }
 
 
@@ -60,8 +74,9 @@ def tiny_model(tiny_project) -> Path:
     """Trained once per session through the CLI, as a user would."""
     from policy_ner.cli import main
 
-    code = main(["train", str(tiny_project / "configs" / "tiny.yaml"), "--root", str(tiny_project),
-                 "--version", "tiny-v1"])
+    code = main(
+        ["train", str(tiny_project / "configs" / "tiny.yaml"), "--root", str(tiny_project), "--version", "tiny-v1"]
+    )
     assert code == 0
     return tiny_project / "models" / "tiny-v1"
 
@@ -77,8 +92,12 @@ def tiny_predictions(tiny_model, tiny_project) -> Path:
     found = Predictor.from_pretrained(tiny_model).predict([d.text for d in docs])
     path = tiny_project / "predictions" / "tiny-v1.jsonl"
     path.parent.mkdir(exist_ok=True)
-    path.write_text("".join(json.dumps(prediction_record(d.doc_id, d.text, e), ensure_ascii=False) + "\n"
-                            for d, e in zip(docs, found)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps(prediction_record(d.doc_id, d.text, e), ensure_ascii=False) + "\n" for d, e in zip(docs, found)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -88,8 +107,22 @@ def tiny_report(tiny_model, tiny_project, tmp_path_factory) -> Path:
     from policy_ner.cli import main
 
     output = tmp_path_factory.mktemp("reports") / "tiny-v1"
-    assert main(["evaluate", str(tiny_model), str(tiny_project / "annotations" / "tiny.json"), "--output",
-                 str(output), "--samples", "200", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tiny_model),
+                str(tiny_project / "annotations" / "tiny.json"),
+                "--output",
+                str(output),
+                "--samples",
+                "200",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     return output
 
 

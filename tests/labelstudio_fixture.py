@@ -17,16 +17,28 @@ from pathlib import Path
 
 import pytest
 
-from policy_ner.labelstudio.server import (LABEL_STUDIO_VERSION, LabelStudioServer, LabelStudioServerError,
-                                           ServerUser, executable, free_port, initialise_data_dir)
+from policy_ner.labelstudio.server import (
+    LABEL_STUDIO_VERSION,
+    LabelStudioServer,
+    LabelStudioServerError,
+    ServerUser,
+    executable,
+    free_port,
+    initialise_data_dir,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_VARIABLE = "POLICY_NER_SKIP_LABEL_STUDIO"
 VENV = ROOT / ".labelstudio" / "venv"
-USER = ServerUser(email="tests@policy-ner.invalid", password="policy-ner-tests",
-                  token="policy-ner-test-token-5f0c2a9e41d7b8")
-TEMPLATE = (ROOT / ".labelstudio" / "cache"
-            / f"tests-{LABEL_STUDIO_VERSION}-{hashlib.sha256(repr(USER).encode()).hexdigest()[:8]}")
+USER = ServerUser(
+    email="tests@policy-ner.invalid", password="policy-ner-tests", token="policy-ner-test-token-5f0c2a9e41d7b8"
+)
+TEMPLATE = (
+    ROOT
+    / ".labelstudio"
+    / "cache"
+    / f"tests-{LABEL_STUDIO_VERSION}-{hashlib.sha256(repr(USER).encode()).hexdigest()[:8]}"
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,7 @@ class BackgroundLabelStudio:
         self._thread = threading.Thread(target=self._run, name="label-studio", daemon=True)
 
     @classmethod
-    def begin(cls) -> "BackgroundLabelStudio":
+    def begin(cls) -> BackgroundLabelStudio:
         background = cls()
         background._thread.start()
         return background
@@ -83,8 +95,11 @@ class BackgroundLabelStudio:
     def result(self, timeout: float = 900) -> RunningLabelStudio:
         self._thread.join(timeout)
         if self._error is not None:
-            hint = (f"\n(set {SKIP_VARIABLE}=1 to skip the Label Studio tests)"
-                    if isinstance(self._error, LabelStudioServerError) else "")
+            hint = (
+                f"\n(set {SKIP_VARIABLE}=1 to skip the Label Studio tests)"
+                if isinstance(self._error, LabelStudioServerError)
+                else ""
+            )
             pytest.fail(f"Label Studio did not start: {self._error}{hint}", pytrace=False)
         if self._result is None:
             pytest.fail(f"Label Studio was not ready after {timeout:.0f} s", pytrace=False)
@@ -93,10 +108,15 @@ class BackgroundLabelStudio:
     def summary(self) -> str:
         if self._result is None:
             return ""
-        migrated = (f"migrated the cached data folder in {self._result.template_seconds:.1f} s, "
-                    if self._result.template_seconds is not None else "")
-        return (f"Label Studio {LABEL_STUDIO_VERSION}: {migrated}server ready {self._result.start_seconds:.1f} s "
-                f"after its start, at {self._result.url}")
+        migrated = (
+            f"migrated the cached data folder in {self._result.template_seconds:.1f} s, "
+            if self._result.template_seconds is not None
+            else ""
+        )
+        return (
+            f"Label Studio {LABEL_STUDIO_VERSION}: {migrated}server ready {self._result.start_seconds:.1f} s "
+            f"after its start, at {self._result.url}"
+        )
 
     def stop(self) -> None:
         self._stopping.set()

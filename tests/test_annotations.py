@@ -8,21 +8,30 @@ import copy
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS, corpus_tasks, write_json
+from policy_ner.cli import main
 from policy_ner.labelstudio.exports import AnnotationError, compute_stats, load_documents, read_exports
 from policy_ner.types import Span
-from policy_ner.cli import main
 
 
 def result(start, end, text, label, rid="r1"):
-    return {"id": rid, "from_name": "label", "to_name": "text", "type": "labels",
-            "value": {"start": start, "end": end, "text": text, "labels": [label]}}
+    return {
+        "id": rid,
+        "from_name": "label",
+        "to_name": "text",
+        "type": "labels",
+        "value": {"start": start, "end": end, "text": text, "labels": [label]},
+    }
 
 
 def task(text, results, task_id=1, doc_id="doc-a", **extra):
-    base = {"id": task_id, "data": {"text": text, "doc_id": doc_id},
-            "annotations": [{"id": 100 + task_id, "was_cancelled": False, "result": results,
-                             "updated_at": "2026-01-01T00:00:00Z"}],
-            "predictions": []}
+    base = {
+        "id": task_id,
+        "data": {"text": text, "doc_id": doc_id},
+        "annotations": [
+            {"id": 100 + task_id, "was_cancelled": False, "result": results, "updated_at": "2026-01-01T00:00:00Z"}
+        ],
+        "predictions": [],
+    }
     base.update(extra)
     return base
 
@@ -45,19 +54,32 @@ def test_real_server_shapes_are_accepted(tmp_path):
     del missing_text[0]["value"]["text"]
     tasks = [
         # several annotations: the cancelled one is ignored, the later one wins
-        {"id": 1, "data": {"text": TEXT, "doc_id": "multi", "extra_field": 1}, "meta": {"x": 1},
-         "annotations": [
-             {"id": 11, "was_cancelled": False, "updated_at": "2026-01-01T00:00:00Z",
-              "result": [result(1, 5, "台资企业", "POLICY_TARGET")]},
-             {"id": 12, "was_cancelled": False, "updated_at": "2026-02-01T00:00:00Z", "result": good},
-             {"id": 13, "was_cancelled": True, "updated_at": "2026-03-01T00:00:00Z", "result": []}],
-         "predictions": [{"id": 5, "result": [result(0, 2, "对台", "ORG")]}]},
+        {
+            "id": 1,
+            "data": {"text": TEXT, "doc_id": "multi", "extra_field": 1},
+            "meta": {"x": 1},
+            "annotations": [
+                {
+                    "id": 11,
+                    "was_cancelled": False,
+                    "updated_at": "2026-01-01T00:00:00Z",
+                    "result": [result(1, 5, "台资企业", "POLICY_TARGET")],
+                },
+                {"id": 12, "was_cancelled": False, "updated_at": "2026-02-01T00:00:00Z", "result": good},
+                {"id": 13, "was_cancelled": True, "updated_at": "2026-03-01T00:00:00Z", "result": []},
+            ],
+            "predictions": [{"id": 5, "result": [result(0, 2, "对台", "ORG")]}],
+        },
         # predictions only: not gold, reported as unannotated, not an error
-        {"id": 2, "data": {"text": TEXT, "doc_id": "pred-only"}, "annotations": [],
-         "predictions": [{"result": good}]},
+        {"id": 2, "data": {"text": TEXT, "doc_id": "pred-only"}, "annotations": [], "predictions": [{"result": good}]},
         # value.text missing (Label Studio omits it for some result sources) and a non-span result
-        task(TEXT, missing_text + [{"id": "c", "type": "choices", "from_name": "x", "to_name": "text",
-                                    "value": {"choices": ["ok"]}}], task_id=3, doc_id="no-text"),
+        task(
+            TEXT,
+            missing_text
+            + [{"id": "c", "type": "choices", "from_name": "x", "to_name": "text", "value": {"choices": ["ok"]}}],
+            task_id=3,
+            doc_id="no-text",
+        ),
     ]
     reading = read_exports([write_json(tmp_path / "export.json", tasks)], LABELS)
     assert reading.issues == []
@@ -68,17 +90,22 @@ def test_real_server_shapes_are_accepted(tmp_path):
     assert reading.unannotated_tasks == [f"{tmp_path / 'export.json'}#task=2"]
 
 
-@pytest.mark.parametrize("bad_result, message", [
-    (result(40, 45, "xxxxx", "ORG"), "offsets out of range"),
-    (result(3, 1, "", "ORG"), "offsets out of range"),
-    (result(1, 5, "台资企", "POLICY_TARGET"), "differs from the task text"),
-    (result(1, 5, "台资企业", "COUNTRY"), "unknown label 'COUNTRY'"),
-    (result(14, 18, "，由区委", "ORG"), "starts or ends with punctuation"),
-    (result(16, 21, "区委台办负", "ORG") | {"value": {"start": 16, "end": 21, "text": "区委台办负",
-                                                    "labels": ["ORG", "POLICY_TARGET"]}},
-     "exactly one label"),
-    (result(16, 20, "区委台办", "ORG"), None),
-])
+@pytest.mark.parametrize(
+    "bad_result, message",
+    [
+        (result(40, 45, "xxxxx", "ORG"), "offsets out of range"),
+        (result(3, 1, "", "ORG"), "offsets out of range"),
+        (result(1, 5, "台资企", "POLICY_TARGET"), "differs from the task text"),
+        (result(1, 5, "台资企业", "COUNTRY"), "unknown label 'COUNTRY'"),
+        (result(14, 18, "，由区委", "ORG"), "starts or ends with punctuation"),
+        (
+            result(16, 21, "区委台办负", "ORG")
+            | {"value": {"start": 16, "end": 21, "text": "区委台办负", "labels": ["ORG", "POLICY_TARGET"]}},
+            "exactly one label",
+        ),
+        (result(16, 20, "区委台办", "ORG"), None),
+    ],
+)
 def test_each_bad_span_is_reported_with_its_location(tmp_path, bad_result, message):
     path = write_json(tmp_path / "bad.json", [task(TEXT, [bad_result], task_id=77, doc_id="doc-77")])
     reading = read_exports([path], LABELS)
@@ -92,8 +119,12 @@ def test_each_bad_span_is_reported_with_its_location(tmp_path, bad_result, messa
 
 
 def test_overlapping_and_nested_spans_are_errors(tmp_path):
-    spans = [result(0, 5, "对台资企业", "POLICY_TARGET", "a"), result(1, 5, "台资企业", "POLICY_TARGET", "b"),
-             result(16, 20, "区委台办", "ORG", "c"), result(18, 20, "台办", "ORG", "d")]
+    spans = [
+        result(0, 5, "对台资企业", "POLICY_TARGET", "a"),
+        result(1, 5, "台资企业", "POLICY_TARGET", "b"),
+        result(16, 20, "区委台办", "ORG", "c"),
+        result(18, 20, "台办", "ORG", "d"),
+    ]
     path = write_json(tmp_path / "overlap.json", [task(TEXT, spans, task_id=9, doc_id="ov")])
     with pytest.raises(AnnotationError) as info:
         load_documents([path], LABELS)
@@ -110,8 +141,10 @@ def test_whitespace_around_a_span_is_an_error(tmp_path):
 
 
 def test_empty_text_and_missing_text_are_errors(tmp_path):
-    tasks = [task("   ", [], task_id=1, doc_id="empty"),
-             {"id": 2, "data": {"doc_id": "no-text"}, "annotations": [{"id": 3, "result": []}]}]
+    tasks = [
+        task("   ", [], task_id=1, doc_id="empty"),
+        {"id": 2, "data": {"doc_id": "no-text"}, "annotations": [{"id": 3, "result": []}]},
+    ]
     issues = read_exports([write_json(tmp_path / "e.json", tasks)], LABELS).issues
     assert [(i.task_id, i.doc_id) for i in issues] == [(1, "empty"), (2, "no-text")]
     assert "empty" in issues[0].message and "data.text" in issues[1].message
@@ -122,10 +155,19 @@ def test_non_bmp_characters_and_full_width_punctuation_use_python_str_offsets(tm
     start = text.index("台湾青年")
     money = text.index("5000元")
     org = text.index("区委台办")
-    path = write_json(tmp_path / "bmp.json", [task(text, [
-        result(start, start + 4, "台湾青年", "POLICY_TARGET", "a"),
-        result(money, money + 5, "5000元", "SUBSIDY_AMOUNT", "b"),
-        result(org, org + 4, "区委台办", "ORG", "c")])])
+    path = write_json(
+        tmp_path / "bmp.json",
+        [
+            task(
+                text,
+                [
+                    result(start, start + 4, "台湾青年", "POLICY_TARGET", "a"),
+                    result(money, money + 5, "5000元", "SUBSIDY_AMOUNT", "b"),
+                    result(org, org + 4, "区委台办", "ORG", "c"),
+                ],
+            )
+        ],
+    )
     (doc,) = load_documents([path], LABELS)
     assert start == 6  # 𠮷 and 😀 are one str index each
     assert doc.mentions() == [("POLICY_TARGET", "台湾青年"), ("SUBSIDY_AMOUNT", "5000元"), ("ORG", "区委台办")]

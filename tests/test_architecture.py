@@ -19,8 +19,9 @@ HEAVY = ("torch", "transformers", "datasets", "numba")
 
 def test_the_layer_contract_is_kept():
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
-    result = subprocess.run([lint_imports, str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [lint_imports, str(ROOT / "pyproject.toml"), "--no-cache"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 kept, 0 broken" in result.stdout
 
@@ -80,6 +81,8 @@ def test_the_cycle_finder_finds_a_cycle():
     for importer, imported in (("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")):
         graph.add_import(importer=importer, imported=imported)
     assert import_cycles(graph) == [["p.a", "p.b", "p.c"]]
+
+
 LIGHT_COMMANDS = {
     "annotations validate": ["annotations", "validate", str(CORPUS_EXPORT)],
     "annotations stats": ["annotations", "stats", str(CORPUS_EXPORT)],
@@ -93,10 +96,12 @@ LIGHT_COMMANDS = {
 @pytest.mark.parametrize("command", LIGHT_COMMANDS)
 def test_everyday_commands_load_no_heavy_library(command, tmp_path):
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in LIGHT_COMMANDS[command]]
-    probe = ("import json, sys\nfrom policy_ner.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
-             "except SystemExit as exit:\n    code = exit.code\n"
-             f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
-             f" & set({list(HEAVY)!r}))}}))")
+    probe = (
+        "import json, sys\nfrom policy_ner.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+        "except SystemExit as exit:\n    code = exit.code\n"
+        f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
+        f" & set({list(HEAVY)!r}))}}))"
+    )
     result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True)
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"code": 0, "heavy": []}, result.stderr
@@ -109,16 +114,38 @@ def test_evaluating_a_prediction_file_loads_no_heavy_library(tmp_path):
 
     docs = load_documents([CORPUS_EXPORT], ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"])
     predictions = tmp_path / "gold.jsonl"
-    predictions.write_text("".join(json.dumps(prediction_record(d.doc_id, d.text, [
-        Entity(s.label, s.start, s.end, s.text_in(d.text), 1.0) for s in d.spans]), ensure_ascii=False) + "\n"
-        for d in docs), encoding="utf-8")
-    for argv in (["evaluate", str(predictions), str(CORPUS_EXPORT), "--output", str(tmp_path / "report"),
-                  "--samples", "50"],
-                 ["compare", str(predictions), str(predictions), "--on", str(CORPUS_EXPORT),
-                  "--output", str(tmp_path / "compare"), "--samples", "50"]):
-        probe = ("import json, sys\nfrom policy_ner.cli import main\ncode = main(sys.argv[1:])\n"
-                 f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
-                 f" & set({list(HEAVY)!r}))}}))")
+    predictions.write_text(
+        "".join(
+            json.dumps(
+                prediction_record(
+                    d.doc_id, d.text, [Entity(s.label, s.start, s.end, s.text_in(d.text), 1.0) for s in d.spans]
+                ),
+                ensure_ascii=False,
+            )
+            + "\n"
+            for d in docs
+        ),
+        encoding="utf-8",
+    )
+    for argv in (
+        ["evaluate", str(predictions), str(CORPUS_EXPORT), "--output", str(tmp_path / "report"), "--samples", "50"],
+        [
+            "compare",
+            str(predictions),
+            str(predictions),
+            "--on",
+            str(CORPUS_EXPORT),
+            "--output",
+            str(tmp_path / "compare"),
+            "--samples",
+            "50",
+        ],
+    ):
+        probe = (
+            "import json, sys\nfrom policy_ner.cli import main\ncode = main(sys.argv[1:])\n"
+            f"print(json.dumps({{'code': code, 'heavy': sorted({{m.split('.')[0] for m in sys.modules}}"
+            f" & set({list(HEAVY)!r}))}}))"
+        )
         result = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ROOT, capture_output=True, text=True)
         outcome = json.loads(result.stdout.strip().splitlines()[-1])
         assert outcome == {"code": 0, "heavy": []}, result.stderr

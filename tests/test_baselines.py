@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.labelstudio.exports import load_documents
 from policy_ner.evaluate.baselines import CrfTagger, LacOrgTagger, WordListTagger, make_baseline
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.scoring import PredictedDocument, evaluate
 
 
@@ -17,8 +17,10 @@ def corpus():
 
 def score(tagger, documents):
     found = tagger.predict([d.text for d in documents])
-    predicted = {d.doc_id: PredictedDocument(d.doc_id, d.text, tuple(e.as_span() for e in entities))
-                 for d, entities in zip(documents, found)}
+    predicted = {
+        d.doc_id: PredictedDocument(d.doc_id, d.text, tuple(e.as_span() for e in entities))
+        for d, entities in zip(documents, found)
+    }
     return evaluate(documents, predicted, LABELS)
 
 
@@ -31,7 +33,7 @@ def test_word_list_matches_training_mentions_longest_first_and_amounts_after_sup
     assert ("5000元", "SUBSIDY_AMOUNT") in found
     assert ("3000万元", "SUBSIDY_AMOUNT") not in found  # revenue, no support word before it
     for entity in tagger.predict([text])[0]:
-        assert text[entity.start:entity.end] == entity.text
+        assert text[entity.start : entity.end] == entity.text
 
 
 def test_crf_fits_its_training_documents_and_generalises(corpus):
@@ -48,7 +50,7 @@ def test_lac_finds_organisations_only_with_exact_offsets():
     (entities,) = LacOrgTagger().predict([text])
     assert entities and {e.label for e in entities} == {"ORG"}
     assert "福建省人民政府" in {e.text for e in entities}
-    assert all(text[e.start:e.end] == e.text for e in entities)
+    assert all(text[e.start : e.end] == e.text for e in entities)
 
 
 def test_unknown_baseline_names_the_choices():

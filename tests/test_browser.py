@@ -21,9 +21,18 @@ from policy_ner.cli import main
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("POLICY_NER_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--virtual-time-budget=5000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--virtual-time-budget=5000",
+]
 PROBE = """<script>window.addEventListener("load", function () {
   document.querySelectorAll("img").forEach(function (img) {
     img.setAttribute("data-natural-width", img.naturalWidth);
@@ -40,17 +49,25 @@ def find_chromium() -> str:
         pytest.skip("POLICY_NER_SKIP_BROWSER=1")
     found = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
     if not found:
-        pytest.fail(f"no chromium at {CHROMIUM} or on PATH: the HTML reports must be checked in a real browser. "
-                    "Install it with `make browser` (as root: apt-get install chromium), or set "
-                    "POLICY_NER_SKIP_BROWSER=1 to skip these tests", pytrace=False)
+        pytest.fail(
+            f"no chromium at {CHROMIUM} or on PATH: the HTML reports must be checked in a real browser. "
+            "Install it with `make browser` (as root: apt-get install chromium), or set "
+            "POLICY_NER_SKIP_BROWSER=1 to skip these tests",
+            pytrace=False,
+        )
     return found
 
 
 def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     profile = tmp_path / "profile"
     profile.mkdir(exist_ok=True)
-    return subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    return subprocess.run(
+        [chromium, *FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
 
 
 class DomSummary(HTMLParser):
@@ -106,20 +123,53 @@ def check_in_browser(chromium: str, report: Path, tmp_path: Path, tables: list[s
 
 
 def test_evaluation_report_opens_with_tables_and_plots(tiny_report, tmp_path):
-    check_in_browser(find_chromium(), tiny_report / "report.html", tmp_path,
-                     ["strict-scores", "partial-scores", "partial-by-label", "error-types", "confusion",
-                      "errors-POLICY_TARGET", "model-card-facts", "model-card-data"], images=2)
+    check_in_browser(
+        find_chromium(),
+        tiny_report / "report.html",
+        tmp_path,
+        [
+            "strict-scores",
+            "partial-scores",
+            "partial-by-label",
+            "error-types",
+            "confusion",
+            "errors-POLICY_TARGET",
+            "model-card-facts",
+            "model-card-data",
+        ],
+        images=2,
+    )
 
 
 def test_comparison_report_opens_with_tables_and_plots(tiny_predictions, tiny_project, tmp_path):
     chromium = find_chromium()
     records = [json.loads(line) for line in tiny_predictions.read_text(encoding="utf-8").splitlines()]
     fewer = tmp_path / "fewer.jsonl"
-    fewer.write_text("".join(json.dumps({**r, "entities": r["entities"][::2]}, ensure_ascii=False) + "\n"
-                             for r in records), encoding="utf-8")
+    fewer.write_text(
+        "".join(json.dumps({**r, "entities": r["entities"][::2]}, ensure_ascii=False) + "\n" for r in records),
+        encoding="utf-8",
+    )
     output = tmp_path / "compare"
-    assert main(["compare", str(fewer), str(tiny_predictions), "--on", str(tiny_project / "annotations" / "tiny.json"),
-                 "--samples", "100", "--output", str(output)]) == 0
-    check_in_browser(chromium, output / "report.html", tmp_path,
-                     ["systems", "side-by-side", "delta-tiny-v1", "disagreeing-documents", "disagreeing-entities"],
-                     images=2)
+    assert (
+        main(
+            [
+                "compare",
+                str(fewer),
+                str(tiny_predictions),
+                "--on",
+                str(tiny_project / "annotations" / "tiny.json"),
+                "--samples",
+                "100",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
+    check_in_browser(
+        chromium,
+        output / "report.html",
+        tmp_path,
+        ["systems", "side-by-side", "delta-tiny-v1", "disagreeing-documents", "disagreeing-entities"],
+        images=2,
+    )

@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from conftest import LABELS, TINY_CONFIG
-from policy_ner.labelstudio.exports import load_documents
-from policy_ner.types import Document
 from policy_ner.cli import main
 from policy_ner.evaluate.cv import assign_folds
-from policy_ner.scoring import evaluate, predicted_documents
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.predict.outputs import read_predictions
+from policy_ner.scoring import evaluate, predicted_documents
+from policy_ner.types import Document
 
 
 def documents(sizes):
@@ -45,8 +45,23 @@ def test_cv_command_scores_model_and_baselines_on_the_same_folds(tiny_project, t
     config_path = tmp_path / "tiny-cv.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     output = tmp_path / "cv"
-    assert main(["cv", str(config_path), "--folds", "2", "--baselines", "wordlist,crf", "--root",
-                 str(tiny_project), "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                str(config_path),
+                "--folds",
+                "2",
+                "--baselines",
+                "wordlist,crf",
+                "--root",
+                str(tiny_project),
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "| model (tiny-cv) |" in printed and "| crf |" in printed
 

@@ -25,8 +25,19 @@ def documents(sizes: dict[str, int]) -> list[Document]:
     return [Document(doc_id, "字" * size, ()) for doc_id, size in sizes.items()]
 
 
-SIZES = {"a_p1": 900, "a_p2": 850, "a_p3": 300, "b_p1": 700, "b_p2": 650, "c": 1200, "d": 400, "e": 380,
-         "f_p1": 200, "f_p2": 210, "g": 90}
+SIZES = {
+    "a_p1": 900,
+    "a_p2": 850,
+    "a_p3": 300,
+    "b_p1": 700,
+    "b_p2": 650,
+    "c": 1200,
+    "d": 400,
+    "e": 380,
+    "f_p1": 200,
+    "f_p2": 210,
+    "g": 90,
+}
 GROUPS = {"a_p1": "a", "a_p2": "a", "a_p3": "a", "b_p1": "b", "b_p2": "b", "f_p1": "f", "f_p2": "f"}
 
 
@@ -58,14 +69,22 @@ def test_without_groups_each_document_is_its_own_group_as_before():
     where = fold_of(assign_folds(docs, 3, groups=partial))
     assert len({where["a_p1"], where["a_p2"], where["a_p3"]}) == 1
     with pytest.raises(ValueError, match=r"between 2 and the number of groups \(3\)"):
-        assign_folds(documents({"x1": 10, "x2": 10, "y": 5, "z": 5}), 4, groups={"x1": "x", "x2": "x", "y": "y",
-                                                                                 "z": "z"})
+        assign_folds(
+            documents({"x1": 10, "x2": 10, "y": 5, "z": 5}), 4, groups={"x1": "x", "x2": "x", "y": "y", "z": "z"}
+        )
 
 
 def test_leave_one_genre_out_holds_out_each_genre_and_always_trains_on_the_rest():
     docs = documents(SIZES)
-    genres = {"a_p1": "policy", "a_p2": "policy", "a_p3": "policy", "c": "news", "d": "work_report",
-              "e": "work_report", "b_p1": "policy"}
+    genres = {
+        "a_p1": "policy",
+        "a_p2": "policy",
+        "a_p3": "policy",
+        "c": "news",
+        "d": "work_report",
+        "e": "work_report",
+        "b_p1": "policy",
+    }
     folds = genre_folds(docs, genres)
     assert [f.name for f in folds] == ["news", "policy", "work_report"]
     assert [[d.doc_id for d in f.test] for f in folds] == [["c"], ["a_p1", "a_p2", "a_p3", "b_p1"], ["d", "e"]]
@@ -80,8 +99,9 @@ def test_leave_one_genre_out_holds_out_each_genre_and_always_trains_on_the_rest(
 def test_the_manifest_groups_chunks_of_one_source_document():
     entries = {e.doc_id: e for e in read_manifest(MANIFEST)}
     group = {d: e.group for d, e in entries.items()}
-    assert {group[d] for d in ("001_ns_tech_p1", "002_ns_tech_p2", "003_ns_tech_p3", "004_ns_tech_p4",
-                               "005_ns_tech_p5")} == {"ns_tech"}
+    assert {
+        group[d] for d in ("001_ns_tech_p1", "002_ns_tech_p2", "003_ns_tech_p3", "004_ns_tech_p4", "005_ns_tech_p5")
+    } == {"ns_tech"}
     assert {group["006_ns_hq_p1"], group["007_ns_hq_p2"]} == {"ns_hq"}
     assert {group[d] for d in ("010_ns_hq_rules_p2", "011_ns_hq_rules_p5", "012_ns_hq_rules_p6")} == {"ns_hq_rules"}
     assert group["017_gwr_fujian_mintai5y"] == group["021_gwr_fujian"] == "gwr_fujian"  # one report, two excerpts
@@ -132,13 +152,17 @@ def test_cv_command_folds_by_group_by_default_and_says_which_documents_the_manif
         writer.writerows(r for r in rows if r["doc_id"] not in ("018_gwr_guangxi", "035_gwr_yunnan"))
     config = write_config(tmp_path, partial)
     out = tmp_path / "grouped"
-    assert main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--root", str(ROOT),
-                 "--output", str(out)]) == 0
+    assert (
+        main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--root", str(ROOT), "--output", str(out)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "2 document(s) not in" in printed and "018_gwr_guangxi, 035_gwr_yunnan" in printed
     result = json.loads((out / "cv.json").read_text(encoding="utf-8"))
-    assert result["grouping"]["by"] == "group" and result["grouping"]["not_in_manifest"] == ["018_gwr_guangxi",
-                                                                                             "035_gwr_yunnan"]
+    assert result["grouping"]["by"] == "group" and result["grouping"]["not_in_manifest"] == [
+        "018_gwr_guangxi",
+        "035_gwr_yunnan",
+    ]
     groups, _ = document_groups(partial)
     fold_of_group: dict[str, set[int]] = {}
     for fold in result["folds"]:
@@ -149,19 +173,51 @@ def test_cv_command_folds_by_group_by_default_and_says_which_documents_the_manif
     assert "by source document" in table and "ns_tech (001_ns_tech_p1, 002_ns_tech_p2" in table
 
     ungrouped = tmp_path / "by-doc"
-    assert main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--group-by", "doc", "--root",
-                 str(ROOT), "--output", str(ungrouped)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                str(config),
+                "--no-model",
+                "--baselines",
+                "wordlist",
+                "--group-by",
+                "doc",
+                "--root",
+                str(ROOT),
+                "--output",
+                str(ungrouped),
+            ]
+        )
+        == 0
+    )
     by_doc = json.loads((ungrouped / "cv.json").read_text(encoding="utf-8"))
     assert by_doc["grouping"] == {"by": "doc"}
-    committed = json.loads((ROOT / "eval" / "cv-default" / "cv.json").read_text(encoding="utf-8"))
-    if committed.get("grouping", {"by": "doc"})["by"] == "doc":  # the ungrouped folds, reproduced exactly
-        assert [f["test_documents"] for f in by_doc["folds"]] == [f["test_documents"] for f in committed["folds"]]
+    committed = json.loads((ROOT / "eval" / "cv-default-by-doc" / "cv.json").read_text(encoding="utf-8"))
+    # the ungrouped folds of the committed table (made before groups existed), reproduced exactly
+    assert [f["test_documents"] for f in by_doc["folds"]] == [f["test_documents"] for f in committed["folds"]]
 
 
 def test_cv_command_leave_one_genre_out_writes_its_own_table(tmp_path, capsys):
     out = tmp_path / "genre"
-    assert main(["cv", str(write_config(tmp_path, MANIFEST)), "--no-model", "--baselines", "wordlist",
-                 "--leave-out", "genre", "--root", str(ROOT), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "cv",
+                str(write_config(tmp_path, MANIFEST)),
+                "--no-model",
+                "--baselines",
+                "wordlist",
+                "--leave-out",
+                "genre",
+                "--root",
+                str(ROOT),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "cv.json").read_text(encoding="utf-8"))
     assert [f["name"] for f in result["folds"]] == ["news", "policy", "work_report"]
     assert [len(f["test_documents"]) for f in result["folds"]] == [2, 10, 15]
@@ -177,10 +233,28 @@ def test_cv_command_leave_one_genre_out_writes_its_own_table(tmp_path, capsys):
 def test_without_a_manifest_documents_are_their_own_groups_and_genres_cannot_be_left_out(tmp_path, capsys):
     config = write_config(tmp_path, tmp_path / "absent.csv")
     out = tmp_path / "cv"
-    assert main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--root", str(ROOT),
-                 "--output", str(out)]) == 0
+    assert (
+        main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--root", str(ROOT), "--output", str(out)])
+        == 0
+    )
     assert "absent.csv not found: each document is a group of its own" in capsys.readouterr().out
     assert "was not found, so each document is a group of its own" in (out / "cv.md").read_text(encoding="utf-8")
-    assert main(["cv", str(config), "--no-model", "--baselines", "wordlist", "--leave-out", "genre",
-                 "--root", str(ROOT), "--output", str(tmp_path / "genre")]) == 1
+    assert (
+        main(
+            [
+                "cv",
+                str(config),
+                "--no-model",
+                "--baselines",
+                "wordlist",
+                "--leave-out",
+                "genre",
+                "--root",
+                str(ROOT),
+                "--output",
+                str(tmp_path / "genre"),
+            ]
+        )
+        == 1
+    )
     assert "leave-one-genre-out needs its genre column" in capsys.readouterr().err

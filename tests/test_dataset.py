@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS_EXPORT, LABELS
-from policy_ner.labelstudio.exports import load_documents
-from policy_ner.types import Document, Span
 from policy_ner.config import config_from_dict
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.model.encoding import IGNORE_INDEX, encode_text, plan_windows
-from policy_ner.tags import char_tags, spans_from_tags
 from policy_ner.model.network import build_char_vocab, char_tokenizer
+from policy_ner.tags import char_tags, spans_from_tags
 from policy_ner.train.dataset import count_windows, training_examples, training_windows
+from policy_ner.types import Document, Span
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
 
@@ -25,7 +25,10 @@ def test_tags_round_trip_every_corpus_document():
 
 def test_spans_from_tags_treats_a_stray_inside_tag_as_a_start():
     assert spans_from_tags(["O", "I-ORG", "I-ORG", "B-ORG", "I-POLICY_TARGET"]) == [
-        Span(1, 3, "ORG"), Span(3, 4, "ORG"), Span(4, 5, "POLICY_TARGET")]
+        Span(1, 3, "ORG"),
+        Span(3, 4, "ORG"),
+        Span(4, 5, "POLICY_TARGET"),
+    ]
 
 
 @pytest.mark.parametrize("shift", [0, 1, 9, 21])
@@ -37,7 +40,7 @@ def test_windows_cover_every_token_with_the_configured_overlap(shift):
             assert 0 <= start < end <= n and end - start <= 30
             covered |= set(range(start, end))
         assert covered == set(range(n))
-        for (s1, e1), (s2, _) in zip(windows, windows[1:]):
+        for (_, e1), (s2, _) in zip(windows, windows[1:]):
             assert e1 - s2 >= 8  # consecutive windows share at least `stride` tokens
 
 
@@ -53,9 +56,16 @@ def test_encoding_skips_whitespace_and_keeps_non_bmp_characters():
 def test_encoding_a_character_at_a_time_matches_the_tokenizer_on_the_whole_text():
     from transformers import BertTokenizer
 
-    wordpiece = BertTokenizer(vocab={t: i for i, t in enumerate(
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "台", "胞", "a", "e", "5", "0", "元", "##0"])},
-        do_lower_case=True, strip_accents=True)
+    wordpiece = BertTokenizer(
+        vocab={
+            t: i
+            for i, t in enumerate(
+                ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "台", "胞", "a", "e", "5", "0", "元", "##0"]
+            )
+        },
+        do_lower_case=True,
+        strip_accents=True,
+    )
     texts = ["台胞 A\tÉ5000元\u3000𠮷😀\r\n", "é台", "", "\n\n"]
     for tokenizer in (wordpiece, char_tokenizer(build_char_vocab(["台胞元5"]))):
         for text in texts * 2:  # the second time from the remembered characters
@@ -79,7 +89,7 @@ def test_an_entity_straddling_a_window_boundary_is_whole_in_a_later_window():
     first_labels = windows["labels"][0]
     assert first_labels[0] == IGNORE_INDEX and first_labels[-1] == IGNORE_INDEX  # [CLS], [SEP]
     assert first_labels[1 + start] == b_org and first_labels[-2] == i_org  # cut: B at 23, I up to 25
-    whole = windows["labels"][1][1 + start - 14: 1 + start - 14 + 8]
+    whole = windows["labels"][1][1 + start - 14 : 1 + start - 14 + 8]
     assert whole == [b_org] + [i_org] * 7
 
 

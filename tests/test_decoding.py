@@ -8,8 +8,8 @@ import torch
 from conftest import LABELS
 from policy_ner.config import config_from_dict
 from policy_ner.features.decoding import best_paths
-from policy_ner.model.predictor import Predictor, viterbi, viterbi_batch
 from policy_ner.model.network import build_char_vocab, char_tokenizer
+from policy_ner.model.predictor import Predictor, viterbi, viterbi_batch
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
 
@@ -69,7 +69,7 @@ def test_entity_crossing_window_boundaries_is_predicted_whole_with_exact_offsets
     (found,) = predictor.predict([text])
     starts = [text.index(entity), text.rindex(entity)]
     assert [(e.label, e.start, e.end) for e in found] == [("ORG", s, s + len(entity)) for s in starts]
-    assert all(text[e.start:e.end] == e.text == entity and 0.99 < e.score <= 1.0 for e in found)
+    assert all(text[e.start : e.end] == e.text == entity and 0.99 < e.score <= 1.0 for e in found)
 
 
 def brute_force_best_path(scores: np.ndarray, transitions: np.ndarray | None, start: np.ndarray | None) -> list[int]:
@@ -112,8 +112,10 @@ def test_best_paths_with_unconstrained_float32_transitions_as_lac_decodes():
     def score(e, path):
         return sum(e[t, i] for t, i in enumerate(path)) + sum(transitions[a, b] for a, b in zip(path, path[1:]))
 
-    expected = [list(max(itertools.product(range(tags), repeat=len(e)), key=lambda p: score(e, p))) if len(e) else []
-                for e in sequences]
+    expected = [
+        list(max(itertools.product(range(tags), repeat=len(e)), key=lambda p: score(e, p))) if len(e) else []
+        for e in sequences
+    ]
     assert best_paths(sequences, transitions) == expected
     # ties go to the lowest tag id, as numpy's argmax would choose
     assert best_paths([np.zeros((3, tags), dtype=np.float32)], np.zeros((tags, tags), dtype=np.float32)) == [[0, 0, 0]]

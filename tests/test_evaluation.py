@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 
 from conftest import LABELS
-from policy_ner.types import Document, Span
 from policy_ner.scoring import EvaluationInputError, PredictedDocument, evaluate
+from policy_ner.types import Document, Span
 
 TEXT = "区委台办为台湾青年发放300万元补贴，台胞可申请。"
-ORG, YOUTH, MONEY, TAIBAO = Span(0, 4, "ORG"), Span(5, 9, "POLICY_TARGET"), Span(11, 16, "SUBSIDY_AMOUNT"), \
-    Span(19, 21, "POLICY_TARGET")
+ORG, YOUTH, MONEY, TAIBAO = (
+    Span(0, 4, "ORG"),
+    Span(5, 9, "POLICY_TARGET"),
+    Span(11, 16, "SUBSIDY_AMOUNT"),
+    Span(19, 21, "POLICY_TARGET"),
+)
 GOLD = [Document("d1", TEXT, (ORG, YOUTH, MONEY, TAIBAO))]
 
 
@@ -27,8 +31,9 @@ def test_perfect_prediction_scores_one():
 def test_boundary_and_label_errors_count_as_both_false_positive_and_false_negative():
     # ORG exact; YOUTH cut short (boundary error); MONEY labelled ORG (label error); TAIBAO missed;
     # one spurious POLICY_TARGET.
-    result = evaluate(GOLD, predicted(ORG, Span(6, 9, "POLICY_TARGET"), Span(11, 16, "ORG"),
-                                      Span(22, 24, "POLICY_TARGET")), LABELS)
+    result = evaluate(
+        GOLD, predicted(ORG, Span(6, 9, "POLICY_TARGET"), Span(11, 16, "ORG"), Span(22, 24, "POLICY_TARGET")), LABELS
+    )
     org, target, money = (result.per_label[k] for k in LABELS)
     assert (org.precision, org.recall) == (0.5, 1.0) and org.f1 == pytest.approx(0.6667, abs=1e-4)
     assert (target.precision, target.recall, target.f1) == (0.0, 0.0, 0.0)
@@ -42,9 +47,11 @@ def test_boundary_and_label_errors_count_as_both_false_positive_and_false_negati
 
 def test_lenient_mode_differs_from_strict_on_an_inside_tag_without_begin():
     # A bare I- sequence is a chunk for seqeval's default mode but not for strict IOB2.
-    from policy_ner.tags import char_tags
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
+
+    from policy_ner.tags import char_tags
+
     gold = [char_tags(TEXT, [ORG])]
     bare_inside = [["I-ORG"] * 4 + ["O"] * (len(TEXT) - 4)]
     assert f1_score(gold, bare_inside) == 1.0

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from policy_ner.types import Document, Span
-from policy_ner.features.channels import Featurizer, SUPPORT_IN_CLAUSE, SUPPORT_IN_SENTENCE, amount_spans, gazetteer_matches, money_values, support_before
-from policy_ner.features.lexicon import lac_feature_id, lac_features, lac_features_many, sentence_chunks, word_boundaries
+from policy_ner.features.channels import (
+    SUPPORT_IN_CLAUSE,
+    SUPPORT_IN_SENTENCE,
+    Featurizer,
+    amount_spans,
+    gazetteer_matches,
+    money_values,
+    support_before,
+)
+from policy_ner.features.lexicon import (
+    lac_feature_id,
+    lac_features,
+    lac_features_many,
+    sentence_chunks,
+    word_boundaries,
+)
 from policy_ner.model.network import FeatureEmbedding
+from policy_ner.types import Document, Span
 
 LABELS = ("ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT")
 
@@ -25,27 +39,34 @@ def test_money_channel_says_whether_a_support_word_comes_first():
     assert support_before(text, subsidy) == SUPPORT_IN_CLAUSE
     assert support_before(text, revenue) == SUPPORT_IN_SENTENCE  # 补贴 stands before the comma
     assert support_before(text, land) == 0  # the sentence ended in between
-    assert values[subsidy:subsidy + 5] == [5, 6, 6, 6, 6]
+    assert values[subsidy : subsidy + 5] == [5, 6, 6, 6, 6]
     assert values[revenue] == 3 and values[land] == 1
     assert values[:subsidy] == [0] * subsidy
 
 
 def test_gazetteer_matches_leftmost_longest_with_the_majority_label():
-    featurizer = Featurizer(("gazetteer",), LABELS).fitted([
-        Document("a", "台资企业和台胞", (Span(0, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET"))),
-        Document("b", "区委台办台胞", (Span(0, 4, "ORG"), Span(4, 6, "POLICY_TARGET"))),
-    ])
+    featurizer = Featurizer(("gazetteer",), LABELS).fitted(
+        [
+            Document("a", "台资企业和台胞", (Span(0, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET"))),
+            Document("b", "区委台办台胞", (Span(0, 4, "ORG"), Span(4, 6, "POLICY_TARGET"))),
+        ]
+    )
     text = "支持台资企业，区委台办服务台胞"
-    assert gazetteer_matches(text, featurizer.gazetteer) == [(2, 6, "POLICY_TARGET"), (7, 11, "ORG"),
-                                                             (13, 15, "POLICY_TARGET")]
+    assert gazetteer_matches(text, featurizer.gazetteer) == [
+        (2, 6, "POLICY_TARGET"),
+        (7, 11, "ORG"),
+        (13, 15, "POLICY_TARGET"),
+    ]
     values = featurizer.values(text)
     assert values[2:6] == [3, 4, 4, 4] and values[7:11] == [1, 2, 2, 2] and values[:2] == [0, 0]
 
 
 def test_training_values_leave_each_documents_own_mentions_out():
-    docs = [Document("a", "服务台胞", (Span(2, 4, "POLICY_TARGET"),)),
-            Document("b", "吸引台胞和台青", (Span(2, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET"))),
-            Document("b#aug1", "吸引台胞和台青", (Span(2, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET")))]
+    docs = [
+        Document("a", "服务台胞", (Span(2, 4, "POLICY_TARGET"),)),
+        Document("b", "吸引台胞和台青", (Span(2, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET"))),
+        Document("b#aug1", "吸引台胞和台青", (Span(2, 4, "POLICY_TARGET"), Span(5, 7, "POLICY_TARGET"))),
+    ]
     featurizer = Featurizer(("gazetteer",), LABELS).fitted(docs)
     a, b, b_copy = featurizer.training_values(docs, group=lambda d: d.split("#")[0])
     assert a[2:4] == [3, 4]  # 台胞 is also in b
@@ -68,8 +89,11 @@ def test_packed_ids_unpack_to_each_channel_and_whitespace_carries_none():
     assert max(packed) < featurizer.vocab_size
 
     embedding = FeatureEmbedding(sizes, 8)
-    expected = (embedding.channels[0].weight[jieba[-1]] + embedding.channels[1].weight[lac[-1]]
-                + embedding.channels[2].weight[money[-1]])
+    expected = (
+        embedding.channels[0].weight[jieba[-1]]
+        + embedding.channels[1].weight[lac[-1]]
+        + embedding.channels[2].weight[money[-1]]
+    )
     assert torch.allclose(embedding(torch.tensor([packed[-1]]))[0], expected)
     assert Featurizer.from_dict(featurizer.to_dict()) == featurizer
 
@@ -80,7 +104,11 @@ def test_sentence_chunks_cut_long_sentences():
 
 
 def test_lac_tags_of_a_text_do_not_depend_on_the_texts_analysed_with_it():
-    texts = ["国务院台办发布通知。", "支持台资企业在泉州台商投资区发展，对符合条件的给予奖励。\n台胞可申请补贴", "补贴。"]
+    texts = [
+        "国务院台办发布通知。",
+        "支持台资企业在泉州台商投资区发展，对符合条件的给予奖励。\n台胞可申请补贴",
+        "补贴。",
+    ]
     together = lac_features_many(texts)
     assert together == [lac_features(text) for text in texts]
     assert together[0][0] == lac_feature_id("ORG-B") and together[1][-3] != 0 and together[1][28] == 0  # the newline

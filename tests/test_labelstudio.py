@@ -25,15 +25,30 @@ from label_studio_sdk import LabelStudio
 
 from conftest import LABELS, TINY_CONFIG
 from labelstudio_fixture import TEMPLATE, VENV
-from policy_ner.labelstudio.exports import load_documents
-from policy_ner.types import Document, Span
 from policy_ner.cli import main
 from policy_ner.files import sha256_file
-from policy_ner.model.predictor import Predictor, tag_margin_uncertainty
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.labelstudio.formats import document_results, labeling_config, labels_tags, span_result
-from policy_ner.labelstudio.server import (LABEL_STUDIO_VERSION, LabelStudioServerError, executable, free_port,
-                                           server_environment)
-from policy_ner.labelstudio.sync import API_KEY_ENV, DocumentChange, ExistingTask, PushConflict, diff_documents, import_order, plan_push, previous_version, redact
+from policy_ner.labelstudio.server import (
+    LABEL_STUDIO_VERSION,
+    LabelStudioServerError,
+    executable,
+    free_port,
+    server_environment,
+)
+from policy_ner.labelstudio.sync import (
+    API_KEY_ENV,
+    DocumentChange,
+    ExistingTask,
+    PushConflict,
+    diff_documents,
+    import_order,
+    plan_push,
+    previous_version,
+    redact,
+)
+from policy_ner.model.predictor import Predictor, tag_margin_uncertainty
+from policy_ner.types import Document, Span
 
 # --- without a server ----------------------------------------------------------------------------------
 
@@ -47,21 +62,34 @@ def doc(doc_id: str, *spans: Span, text: str = TEXT) -> Document:
 def test_diff_names_new_changed_removed_documents_and_spans():
     target, amount = Span(1, 5, "POLICY_TARGET"), Span(9, 14, "SUBSIDY_AMOUNT")
     previous = [doc("a", target, amount), doc("b", target), doc("gone", amount), doc("same", target)]
-    current = [doc("a", Span(1, 5, "ORG")), doc("b", target, amount), doc("same", target), doc("fresh", amount),
-               doc("retexted", target, text=TEXT + "。")]
+    current = [
+        doc("a", Span(1, 5, "ORG")),
+        doc("b", target, amount),
+        doc("same", target),
+        doc("fresh", amount),
+        doc("retexted", target, text=TEXT + "。"),
+    ]
     previous.append(doc("retexted", target))
     diff = diff_documents(previous, current)
     assert [d.doc_id for d in diff.new] == ["fresh"] and [d.doc_id for d in diff.removed] == ["gone"]
-    assert diff.changed == (DocumentChange("a", (), (amount,), ((target, Span(1, 5, "ORG")),)),
-                            DocumentChange("b", (amount,), (), ()),
-                            DocumentChange("retexted", (target,), (target,), (), text_changed=True))
+    assert diff.changed == (
+        DocumentChange("a", (), (amount,), ((target, Span(1, 5, "ORG")),)),
+        DocumentChange("b", (amount,), (), ()),
+        DocumentChange("retexted", (target,), (target,), (), text_changed=True),
+    )
     assert diff.unchanged == 1
     assert (diff.spans_added, diff.spans_removed, diff.spans_relabelled) == (1 + 1 + 1, 1 + 1 + 1, 1)
 
 
 def test_previous_version_is_the_highest_lower_version_beside_the_output(tmp_path):
-    for name in ["corpus-v1.json", "corpus-v2.json", "corpus-v10.json", "corpus-v12.json", "other-v3.json",
-                 "corpus-extra-v9.json"]:
+    for name in [
+        "corpus-v1.json",
+        "corpus-v2.json",
+        "corpus-v10.json",
+        "corpus-v12.json",
+        "other-v3.json",
+        "corpus-extra-v9.json",
+    ]:
         (tmp_path / name).write_text("[]")
     assert previous_version(tmp_path / "corpus-v11.json") == tmp_path / "corpus-v10.json"
     assert previous_version(tmp_path / "corpus-v2.json") == tmp_path / "corpus-v1.json"  # pulling v2 again
@@ -76,8 +104,9 @@ def test_push_plan_skips_present_documents_and_refuses_changed_texts():
     assert [d.doc_id for d in plan.new] == ["c"] and [d.doc_id for d in plan.present] == ["a", "b"]
     assert [d.doc_id for d in plan.needs_prediction] == ["b"]
     with pytest.raises(PushConflict) as caught:
-        plan_push([doc("a", text=TEXT[:5] + "外资" + TEXT[7:]), doc("c"), doc("c"), doc("e", text=" \n")],
-                  existing, None)
+        plan_push(
+            [doc("a", text=TEXT[:5] + "外资" + TEXT[7:]), doc("c"), doc("c"), doc("e", text=" \n")], existing, None
+        )
     message = str(caught.value)
     assert "a.txt: doc id a is task 7 in the project with another text (they differ from character 5" in message
     assert "c.txt: doc id c also comes from c.txt" in message and "e.txt: doc e has no text" in message
@@ -101,9 +130,17 @@ def test_tag_margin_uncertainty_is_zero_when_sure_and_one_when_torn():
 
 
 def test_server_environment_keeps_the_server_local_and_ignores_bare_settings(tmp_path):
-    base = {"PATH": "/usr/bin", "USERNAME": "someone", "PORT": "9999", "HOST": "http://example.com",
-            "HEARTEX_DEBUG": "true", "LABEL_STUDIO_DATABASE_NAME": "/elsewhere.sqlite3", "DJANGO_DB": "postgresql",
-            "LABEL_STUDIO_USERNAME": "me@example.com", "LABEL_STUDIO_PASSWORD": "pw"}
+    base = {
+        "PATH": "/usr/bin",
+        "USERNAME": "someone",
+        "PORT": "9999",
+        "HOST": "http://example.com",
+        "HEARTEX_DEBUG": "true",
+        "LABEL_STUDIO_DATABASE_NAME": "/elsewhere.sqlite3",
+        "DJANGO_DB": "postgresql",
+        "LABEL_STUDIO_USERNAME": "me@example.com",
+        "LABEL_STUDIO_PASSWORD": "pw",
+    }
     env = server_environment(tmp_path / "data", base=base)
     assert env["PATH"] == "/usr/bin" and env["LABEL_STUDIO_BASE_DATA_DIR"] == str((tmp_path / "data").resolve())
     assert not {"USERNAME", "PORT", "HOST", "HEARTEX_DEBUG", "LABEL_STUDIO_DATABASE_NAME", "DJANGO_DB"} & set(env)
@@ -115,13 +152,16 @@ def test_server_environment_keeps_the_server_local_and_ignores_bare_settings(tmp
 
 def test_a_missing_or_other_label_studio_install_is_an_error_saying_how_to_fix_it(tmp_path):
     venv = tmp_path / "venv"
-    with pytest.raises(LabelStudioServerError, match=f"Label Studio is not installed in {venv}: run `make "
-                                                     f"labelstudio-install`"):
+    with pytest.raises(
+        LabelStudioServerError, match=f"Label Studio is not installed in {venv}: run `make labelstudio-install`"
+    ):
         executable(venv)
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "label-studio").touch()
     (venv / "lib" / "python3.11" / "site-packages" / "label_studio-1.22.0.dist-info").mkdir(parents=True)
-    with pytest.raises(LabelStudioServerError, match=f"holds label-studio 1.22.0, not the pinned {LABEL_STUDIO_VERSION}"):
+    with pytest.raises(
+        LabelStudioServerError, match=f"holds label-studio 1.22.0, not the pinned {LABEL_STUDIO_VERSION}"
+    ):
         executable(venv)
 
 
@@ -136,13 +176,17 @@ def test_the_pinned_label_studio_version_is_the_same_everywhere():
     lock = (root / "requirements-labelstudio.lock").read_text(encoding="utf-8").splitlines()
     assert f"LS_VERSION := {LABEL_STUDIO_VERSION}" in makefile
     assert f"label-studio=={LABEL_STUDIO_VERSION}" in lock
-    sdk = next(line for line in (root / "requirements.lock").read_text().splitlines() if line.startswith("label-studio-sdk=="))
+    sdk = next(
+        line for line in (root / "requirements.lock").read_text().splitlines() if line.startswith("label-studio-sdk==")
+    )
     assert sdk in lock  # the server's SDK is the one we talk to it with
 
 
 def test_a_missing_api_key_is_a_clear_error(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv(API_KEY_ENV, raising=False)
-    code = main(["ls", "pull", "--url", "http://127.0.0.1:9", "--project", "x", "--output", str(tmp_path / "x-v1.json")])
+    code = main(
+        ["ls", "pull", "--url", "http://127.0.0.1:9", "--project", "x", "--output", str(tmp_path / "x-v1.json")]
+    )
     assert code == 1
     assert f"no Label Studio API key: set {API_KEY_ENV} (or pass --api-key)" in capsys.readouterr().err
 
@@ -201,11 +245,22 @@ def server_args(ls, project: str, config: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
-def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(ls, capsys, tiny_model, tiny_project, gold,
-                                                                       docs_folder):
+def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(
+    ls, capsys, tiny_model, tiny_project, gold, docs_folder
+):
     config = tiny_project / "configs" / "tiny.yaml"
-    code, out, err = run(ls, capsys, "ls", "push", *server_args(ls, "push", config), "--model", str(tiny_model),
-                         "--order", "uncertainty", str(docs_folder))
+    code, out, err = run(
+        ls,
+        capsys,
+        "ls",
+        "push",
+        *server_args(ls, "push", config),
+        "--model",
+        str(tiny_model),
+        "--order",
+        "uncertainty",
+        str(docs_folder),
+    )
     assert code == 0, err
     assert "'push' (id" in out and "created with the labelling config for ORG, POLICY_TARGET, SUBSIDY_AMOUNT" in out
 
@@ -213,8 +268,10 @@ def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(ls, capsys
     ids = sorted(gold)
     expected = dict(zip(ids, predictor.predict_with_uncertainty([gold[i].text for i in ids])))
     least_sure = max(ids, key=lambda i: expected[i][1])
-    assert (f"imported 5 new task(s), least certain first, with pre-annotations by model tiny-v1:\n"
-            f"  {least_sure}  uncertainty {expected[least_sure][1]:.4f}\n") in out
+    assert (
+        f"imported 5 new task(s), least certain first, with pre-annotations by model tiny-v1:\n"
+        f"  {least_sure}  uncertainty {expected[least_sure][1]:.4f}\n"
+    ) in out
     assert "the project shows model tiny-v1's pre-annotations and serves the least certain task first" in out
     client = client_for(ls)
     project_id, tasks = project_tasks(client, "push")
@@ -228,12 +285,15 @@ def test_push_with_a_model_orders_by_uncertainty_and_never_duplicates(ls, capsys
         assert task.data["text"] == gold[task.data["doc_id"]].text
         (pre,) = task.predictions
         assert pre.model_version == "tiny-v1" and pre.score == pytest.approx(round(1 - uncertainty, 4))
-        assert [(r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"], r["score"])
-                for r in pre.result] == [(e.start, e.end, e.text, [e.label], round(e.score, 4)) for e in entities]
+        assert [
+            (r["value"]["start"], r["value"]["end"], r["value"]["text"], r["value"]["labels"], r["score"])
+            for r in pre.result
+        ] == [(e.start, e.end, e.text, [e.label], round(e.score, 4)) for e in entities]
     assert sum(len(pre.result) for t in tasks for pre in t.predictions) > 0  # the tiny model does find entities
 
-    code, out, err = run(ls, capsys, "ls", "push", *server_args(ls, "push", config), "--model", str(tiny_model),
-                         str(docs_folder))
+    code, out, err = run(
+        ls, capsys, "ls", "push", *server_args(ls, "push", config), "--model", str(tiny_model), str(docs_folder)
+    )
     assert code == 0, err
     assert "imported 0 new task(s), with pre-annotations by model tiny-v1\n" in out
     assert "5 already in the project with the same text, not imported again" in out
@@ -266,11 +326,14 @@ def test_push_refuses_a_changed_text_under_a_known_doc_id(ls, capsys, tiny_proje
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
-def test_pull_validates_writes_and_reports_what_changed(ls, capsys, tiny_model, tiny_project, gold, docs_folder,
-                                                        tmp_path):
+def test_pull_validates_writes_and_reports_what_changed(
+    ls, capsys, tiny_model, tiny_project, gold, docs_folder, tmp_path
+):
     config = tiny_project / "configs" / "tiny.yaml"
-    assert run(ls, capsys, "ls", "push", *server_args(ls, "pull", config), "--model", str(tiny_model),
-               str(docs_folder))[0] == 0
+    assert (
+        run(ls, capsys, "ls", "push", *server_args(ls, "pull", config), "--model", str(tiny_model), str(docs_folder))[0]
+        == 0
+    )
     client = client_for(ls)
     _, tasks = project_tasks(client, "pull")
     task_of = {t.data["doc_id"]: t.id for t in tasks}
@@ -302,21 +365,29 @@ def test_pull_validates_writes_and_reports_what_changed(ls, capsys, tiny_model, 
     code, out, err = run(ls, capsys, "ls", "pull", *server_args(ls, "pull", config), "--output", str(v2))
     assert code == 0, err
     text = reviewed.text
-    assert f"changes against {v1}: 1 new, 1 changed, 0 removed, 1 unchanged document(s); " \
-           f"spans +{len(gold['023_gwr_shanxi'].spans)} -1, 1 relabelled" in out
-    assert f"- {dropped.label} {dropped.start}:{dropped.end} {text[dropped.start:dropped.end]!r}" in out
-    assert (f"~ {new_label} {relabelled.start}:{relabelled.end} {text[relabelled.start:relabelled.end]!r} "
-            f"was {relabelled.label}") in out
+    assert (
+        f"changes against {v1}: 1 new, 1 changed, 0 removed, 1 unchanged document(s); "
+        f"spans +{len(gold['023_gwr_shanxi'].spans)} -1, 1 relabelled" in out
+    )
+    assert f"- {dropped.label} {dropped.start}:{dropped.end} {text[dropped.start : dropped.end]!r}" in out
+    assert (
+        f"~ {new_label} {relabelled.start}:{relabelled.end} {text[relabelled.start : relabelled.end]!r} "
+        f"was {relabelled.label}"
+    ) in out
     diff = diff_documents(load_documents([v1], LABELS), load_documents([v2], LABELS))
-    assert diff.changed == (DocumentChange("005_ns_tech_p5", (), (dropped,),
-                                           ((relabelled, Span(relabelled.start, relabelled.end, new_label)),)),)
+    assert diff.changed == (
+        DocumentChange(
+            "005_ns_tech_p5", (), (dropped,), ((relabelled, Span(relabelled.start, relabelled.end, new_label)),)
+        ),
+    )
     assert [d.doc_id for d in diff.new] == ["023_gwr_shanxi"]
 
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
-def test_pull_refuses_an_invalid_export_and_leaves_the_files_alone(ls, capsys, tiny_project, gold, docs_folder,
-                                                                   tmp_path):
+def test_pull_refuses_an_invalid_export_and_leaves_the_files_alone(
+    ls, capsys, tiny_project, gold, docs_folder, tmp_path
+):
     config = tiny_project / "configs" / "tiny.yaml"
     assert run(ls, capsys, "ls", "push", *server_args(ls, "invalid", config), str(docs_folder))[0] == 0
     client = client_for(ls)
@@ -330,17 +401,22 @@ def test_pull_refuses_an_invalid_export_and_leaves_the_files_alone(ls, capsys, t
     # The server accepts all of these as they are; only our validation stands between them and training.
     text = gold["023_gwr_shanxi"].text
     bad = task_of["023_gwr_shanxi"]
-    client.annotations.create(id=bad, result=[
-        span_result("far", 10, len(text) + 5, "x", "ORG"),
-        span_result("wrong-text", 0, 2, "不是", "ORG"),
-        span_result("unknown", 2, 4, text[2:4], "PERSON"),
-    ])
+    client.annotations.create(
+        id=bad,
+        result=[
+            span_result("far", 10, len(text) + 5, "x", "ORG"),
+            span_result("wrong-text", 0, 2, "不是", "ORG"),
+            span_result("unknown", 2, 4, text[2:4], "PERSON"),
+        ],
+    )
     for output in (tmp_path / "invalid-v2.json", v1):
         code, out, err = run(ls, capsys, "ls", "pull", *server_args(ls, "invalid", config), "--output", str(output))
         assert code == 1
         where = f"{ls.url}/projects/{project_id}: task {bad} (doc 023_gwr_shanxi)"
-        assert f"{where}: offsets out of range for a text of {len(text)} characters [span id=far ['ORG'] " \
-               f"10:{len(text) + 5} 'x']" in err
+        assert (
+            f"{where}: offsets out of range for a text of {len(text)} characters [span id=far ['ORG'] "
+            f"10:{len(text) + 5} 'x']" in err
+        )
         assert f"{where}: value.text '不是' differs from the task text there {text[0:2]!r}" in err
         assert f"{where}: unknown label 'PERSON'" in err
         assert f"{output} was not written" in err
@@ -350,13 +426,27 @@ def test_pull_refuses_an_invalid_export_and_leaves_the_files_alone(ls, capsys, t
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
-def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(ls, capsys, tiny_model, tiny_project, gold,
-                                                                  docs_folder, tmp_path):
+def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(
+    ls, capsys, tiny_model, tiny_project, gold, docs_folder, tmp_path
+):
     """The README's loop: push with pre-annotations, annotate, pull, retrain on the pulled file, push the
     new model's pre-annotations onto the same tasks."""
     config = tiny_project / "configs" / "tiny.yaml"
-    assert run(ls, capsys, "ls", "push", *server_args(ls, "loop", config), "--model", str(tiny_model),
-               "--order", "uncertainty", str(docs_folder))[0] == 0
+    assert (
+        run(
+            ls,
+            capsys,
+            "ls",
+            "push",
+            *server_args(ls, "loop", config),
+            "--model",
+            str(tiny_model),
+            "--order",
+            "uncertainty",
+            str(docs_folder),
+        )[0]
+        == 0
+    )
     client = client_for(ls)
     project_id, tasks = project_tasks(client, "loop")
     annotated = ["001_ns_tech_p1", "005_ns_tech_p5", "017_gwr_fujian_mintai5y"]
@@ -367,13 +457,17 @@ def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(ls, capsys, ti
     project = tmp_path / "project"
     pulled = project / "annotations" / "loop-v1.json"
     assert run(ls, capsys, "ls", "pull", *server_args(ls, "loop", config), "--output", str(pulled))[0] == 0
-    retrain = dict(TINY_CONFIG, name="loop", data={"annotations": ["annotations/loop-v*.json"], "vocab_sources": [],
-                                                    "dev_documents": ["005_ns_tech_p5"]},
-                   train=dict(TINY_CONFIG["train"], epochs=3))
+    retrain = dict(
+        TINY_CONFIG,
+        name="loop",
+        data={"annotations": ["annotations/loop-v*.json"], "vocab_sources": [], "dev_documents": ["005_ns_tech_p5"]},
+        train=dict(TINY_CONFIG["train"], epochs=3),
+    )
     (project / "configs").mkdir()
     (project / "configs" / "loop.yaml").write_text(yaml.safe_dump(retrain), encoding="utf-8")
-    code, out, err = run(ls, capsys, "train", str(project / "configs" / "loop.yaml"), "--root", str(project),
-                         "--version", "loop-v2")
+    code, out, err = run(
+        ls, capsys, "train", str(project / "configs" / "loop.yaml"), "--root", str(project), "--version", "loop-v2"
+    )
     assert code == 0, err
     model = project / "models" / "loop-v2"
     card = json.loads((model / "model_card.json").read_text(encoding="utf-8"))["data"]
@@ -381,8 +475,9 @@ def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(ls, capsys, ti
     assert sorted(card["train_documents"]) == ["001_ns_tech_p1", "017_gwr_fujian_mintai5y"]
     assert card["dev_documents"] == ["005_ns_tech_p5"]
 
-    code, out, err = run(ls, capsys, "ls", "push", *server_args(ls, "loop", config), "--model", str(model),
-                         str(docs_folder))
+    code, out, err = run(
+        ls, capsys, "ls", "push", *server_args(ls, "loop", config), "--model", str(model), str(docs_folder)
+    )
     assert code == 0, err
     assert "5 already in the project with the same text" in out
     assert "pre-annotations by model loop-v2 added to 5 of them" in out
@@ -393,8 +488,9 @@ def test_round_trip_pull_retrain_and_push_the_new_pre_annotations(ls, capsys, ti
         versions = sorted(p.model_version for p in task.predictions)
         assert versions == ["loop-v2", "tiny-v1"]
         (new,) = [p for p in task.predictions if p.model_version == "loop-v2"]
-        assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in new.result] == \
-               [(e.start, e.end, e.label) for e in entities]
+        assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in new.result] == [
+            (e.start, e.end, e.label) for e in entities
+        ]
     assert client.projects.get(project_id).model_version == "loop-v2"
     for path in [*project.rglob("*"), *tmp_path.rglob("*")]:
         if path.is_file() and path.stat().st_size < 50_000_000:
@@ -416,12 +512,15 @@ def listening_addresses(port: int) -> set[str]:
     """Addresses with a socket listening on `port`, from /proc/net/tcp{,6} (no tools needed)."""
     found = set()
     for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
-        for row in (table.read_text().splitlines()[1:] if table.exists() else []):
+        for row in table.read_text().splitlines()[1:] if table.exists() else []:
             local, state = row.split()[1], row.split()[3]
             address, hex_port = local.split(":")
             if state == "0A" and int(hex_port, 16) == port:
-                found.add(socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1]) if len(address) == 8
-                          else f"ipv6:{address}")
+                found.add(
+                    socket.inet_ntop(socket.AF_INET, bytes.fromhex(address)[::-1])
+                    if len(address) == 8
+                    else f"ipv6:{address}"
+                )
     return found
 
 
@@ -447,9 +546,23 @@ def test_make_labelstudio_serves_on_loopback_and_takes_its_server_down(label_stu
     data = tmp_path / "data"
     shutil.copytree(TEMPLATE, data)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "policy_ner.labelstudio.server", "--venv", str(VENV),
-                                "--data-dir", str(data), "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "HOME": str(tmp_path)})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "policy_ner.labelstudio.server",
+            "--venv",
+            str(VENV),
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     try:
         lines = []
         for line in process.stdout:

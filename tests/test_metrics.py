@@ -10,14 +10,18 @@ import pytest
 
 from conftest import CORPUS_EXPORT, LABELS
 from policy_ner.evaluate import metrics
-from policy_ner.labelstudio.exports import load_documents
-from policy_ner.types import Document, Span
 from policy_ner.evaluate.evaluation import build_report
+from policy_ner.labelstudio.exports import load_documents
 from policy_ner.scoring import EvaluationInputError, PredictedDocument, evaluate, predicted_documents
+from policy_ner.types import Document, Span
 
 TEXT = "区委台办为台湾青年发放300万元补贴，台胞可申请。"
-ORG, YOUTH, MONEY, TAIBAO = (Span(0, 4, "ORG"), Span(5, 9, "POLICY_TARGET"), Span(11, 16, "SUBSIDY_AMOUNT"),
-                             Span(19, 21, "POLICY_TARGET"))
+ORG, YOUTH, MONEY, TAIBAO = (
+    Span(0, 4, "ORG"),
+    Span(5, 9, "POLICY_TARGET"),
+    Span(11, 16, "SUBSIDY_AMOUNT"),
+    Span(19, 21, "POLICY_TARGET"),
+)
 GOLD = [Document("d1", TEXT, (ORG, YOUTH, MONEY, TAIBAO))]
 # ORG exact; YOUTH cut short (boundary error); MONEY labelled ORG (label error); TAIBAO missed;
 # one spurious POLICY_TARGET ("申请").
@@ -36,27 +40,42 @@ def matches():
 
 def test_matching_separates_boundary_errors_from_label_errors():
     found = {(m.gold, m.predicted): m.category for m in matches()}
-    assert found == {(ORG, ORG): "correct", (YOUTH, SHORT_YOUTH): "boundary", (MONEY, MONEY_AS_ORG): "label",
-                     (TAIBAO, None): "missed", (None, SPURIOUS): "spurious"}
+    assert found == {
+        (ORG, ORG): "correct",
+        (YOUTH, SHORT_YOUTH): "boundary",
+        (MONEY, MONEY_AS_ORG): "label",
+        (TAIBAO, None): "missed",
+        (None, SPURIOUS): "spurious",
+    }
     overlap_both = metrics.match_document("d", [Span(0, 6, "ORG")], [Span(0, 2, "POLICY_TARGET"), Span(3, 6, "ORG")])
     # the larger overlap wins the gold entity; the other prediction is spurious
     assert [(m.category, m.predicted) for m in overlap_both] == [
-        ("spurious", Span(0, 2, "POLICY_TARGET")), ("boundary", Span(3, 6, "ORG"))]
-    assert metrics.match_document("d", [Span(0, 6, "ORG")], [Span(2, 8, "POLICY_TARGET")])[0].category == \
-        "label_boundary"
+        ("spurious", Span(0, 2, "POLICY_TARGET")),
+        ("boundary", Span(3, 6, "ORG")),
+    ]
+    assert (
+        metrics.match_document("d", [Span(0, 6, "ORG")], [Span(2, 8, "POLICY_TARGET")])[0].category == "label_boundary"
+    )
 
 
 def test_semeval_2013_schemas_by_hand():
     scores = metrics.partial_match_scores(matches(), LABELS)
     overall = {schema: scores[schema]["overall"] for schema in metrics.SCHEMAS}
     #                 COR INC PAR MIS SPU POS ACT
-    assert [(s.correct, s.incorrect, s.partial, s.missed, s.spurious, s.possible, s.actual)
-            for s in overall.values()] == [(1, 2, 0, 1, 1, 4, 4),   # strict
-                                           (2, 1, 0, 1, 1, 4, 4),   # exact: the label error has exact offsets
-                                           (2, 0, 1, 1, 1, 4, 4),   # partial: the boundary error is half right
-                                           (2, 1, 0, 1, 1, 4, 4)]   # type: the boundary error has the right type
+    assert [
+        (s.correct, s.incorrect, s.partial, s.missed, s.spurious, s.possible, s.actual) for s in overall.values()
+    ] == [
+        (1, 2, 0, 1, 1, 4, 4),  # strict
+        (2, 1, 0, 1, 1, 4, 4),  # exact: the label error has exact offsets
+        (2, 0, 1, 1, 1, 4, 4),  # partial: the boundary error is half right
+        (2, 1, 0, 1, 1, 4, 4),
+    ]  # type: the boundary error has the right type
     assert [(s.precision, s.recall, s.f1) for s in overall.values()] == [
-        (0.25, 0.25, 0.25), (0.5, 0.5, 0.5), (0.625, 0.625, 0.625), (0.5, 0.5, 0.5)]
+        (0.25, 0.25, 0.25),
+        (0.5, 0.5, 0.5),
+        (0.625, 0.625, 0.625),
+        (0.5, 0.5, 0.5),
+    ]
     # per label: pairs count under the gold label, spurious predictions under their own label
     target = scores["partial"]["POLICY_TARGET"]
     assert (target.partial, target.missed, target.spurious, target.precision, target.recall) == (1, 1, 1, 0.25, 0.25)
@@ -68,13 +87,24 @@ def test_semeval_2013_schemas_by_hand():
 def test_error_counts_and_confusion_by_hand():
     counts = metrics.error_counts(matches(), LABELS)
     assert counts["ORG"] == {"correct": 1, "label": 0, "boundary": 0, "label_boundary": 0, "missed": 0, "spurious": 0}
-    assert counts["POLICY_TARGET"] == {"correct": 0, "label": 0, "boundary": 1, "label_boundary": 0, "missed": 1,
-                                       "spurious": 1}
+    assert counts["POLICY_TARGET"] == {
+        "correct": 0,
+        "label": 0,
+        "boundary": 1,
+        "label_boundary": 0,
+        "missed": 1,
+        "spurious": 1,
+    }
     assert counts["SUBSIDY_AMOUNT"]["label"] == 1 and sum(counts["total"].values()) == 5
     table = metrics.confusion(matches(), LABELS)
     nonzero = {(g, p): n for g, row in table.items() for p, n in row.items() if n}
-    assert nonzero == {("ORG", "ORG"): 1, ("POLICY_TARGET", "POLICY_TARGET"): 1, ("SUBSIDY_AMOUNT", "ORG"): 1,
-                       ("POLICY_TARGET", metrics.NONE): 1, (metrics.NONE, "POLICY_TARGET"): 1}
+    assert nonzero == {
+        ("ORG", "ORG"): 1,
+        ("POLICY_TARGET", "POLICY_TARGET"): 1,
+        ("SUBSIDY_AMOUNT", "ORG"): 1,
+        ("POLICY_TARGET", metrics.NONE): 1,
+        (metrics.NONE, "POLICY_TARGET"): 1,
+    }
 
 
 def test_error_list_has_context_and_groups_by_label():
@@ -82,13 +112,17 @@ def test_error_list_has_context_and_groups_by_label():
     assert [(e.kind, e.category, e.text) for e in errors["ORG"]] == [("false_positive", "label", "300万元")]
     assert errors["ORG"][0].other == "SUBSIDY_AMOUNT '300万元' 11:16" and errors["ORG"][0].score == 0.8
     assert [(e.kind, e.text) for e in errors["POLICY_TARGET"]] == [
-        ("false_negative", "台湾青年"), ("false_positive", "湾青年"), ("false_negative", "台胞"),
-        ("false_positive", "申请")]
+        ("false_negative", "台湾青年"),
+        ("false_positive", "湾青年"),
+        ("false_negative", "台胞"),
+        ("false_positive", "申请"),
+    ]
     youth = errors["POLICY_TARGET"][0]
     assert (youth.left, youth.right) == ("区委台办为", "发放300万元补贴，台胞可申请。")
     long_text = "甲" * 30 + "台胞" + "乙" * 30
-    (far,) = metrics.error_list(metrics.match_document("x", [Span(30, 32, "POLICY_TARGET")], []), {"x": long_text},
-                                LABELS)["POLICY_TARGET"]
+    (far,) = metrics.error_list(
+        metrics.match_document("x", [Span(30, 32, "POLICY_TARGET")], []), {"x": long_text}, LABELS
+    )["POLICY_TARGET"]
     assert far.left == "甲" * 20 and far.right == "乙" * 20
     assert [e.text for e in errors["SUBSIDY_AMOUNT"]] == ["300万元"]
 
@@ -169,7 +203,8 @@ def test_counts_reproduce_seqeval_strict_on_the_corpus():
     for j, label in enumerate(LABELS):
         expected = result.per_label[label]
         assert (expected.precision, expected.recall, expected.f1) == pytest.approx(
-            (scores["precision"][j], scores["recall"][j], scores["f1"][j]), abs=1e-4)
+            (scores["precision"][j], scores["recall"][j], scores["f1"][j]), abs=1e-4
+        )
     assert result.micro.f1 == pytest.approx(float(scores["micro_f1"]), abs=1e-4)
     assert result.macro.f1 == pytest.approx(float(scores["macro_f1"]), abs=2e-4)
     assert metrics.schema_scores(found, "strict").f1 == result.micro.f1

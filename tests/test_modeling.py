@@ -8,19 +8,28 @@ import numpy as np
 import pytest
 import torch
 
-from policy_ner.types import Document, Span
-from policy_ner.train.augment import augment, mention_pool
 from policy_ner.config import ConfigError, config_from_dict
-from policy_ner.model.predictor import viterbi
 from policy_ner.model.network import PolicyNerBertConfig, PolicyNerBertForTokenClassification
+from policy_ner.model.predictor import viterbi
+from policy_ner.train.augment import augment, mention_pool
+from policy_ner.types import Document, Span
 
 TAGS = ["O", "B-A", "I-A", "B-B", "I-B"]
 
 
 def tiny_crf_model(conv_layers: int = 1) -> PolicyNerBertForTokenClassification:
-    config = PolicyNerBertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=32, num_labels=len(TAGS), id2label=dict(enumerate(TAGS)),
-                                 label2id={t: i for i, t in enumerate(TAGS)}, crf=True, conv_layers=conv_layers)
+    config = PolicyNerBertConfig(
+        vocab_size=20,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=len(TAGS),
+        id2label=dict(enumerate(TAGS)),
+        label2id={t: i for i, t in enumerate(TAGS)},
+        crf=True,
+        conv_layers=conv_layers,
+    )
     torch.manual_seed(0)
     model = PolicyNerBertForTokenClassification(config).eval()
     with torch.no_grad():
@@ -31,8 +40,12 @@ def tiny_crf_model(conv_layers: int = 1) -> PolicyNerBertForTokenClassification:
 
 def brute_force_nll(emissions, transitions, start, gold):
     def path_score(path):
-        return (start[path[0]] + sum(emissions[i, t] for i, t in enumerate(path))
-                + sum(transitions[a, b] for a, b in zip(path, path[1:])))
+        return (
+            start[path[0]]
+            + sum(emissions[i, t] for i, t in enumerate(path))
+            + sum(transitions[a, b] for a, b in zip(path, path[1:]))
+        )
+
     every = torch.stack([path_score(p) for p in itertools.product(range(len(TAGS)), repeat=len(gold))])
     return torch.logsumexp(every, 0) - path_score(gold)
 
@@ -43,8 +56,10 @@ def test_crf_loss_equals_the_brute_force_negative_log_likelihood_over_tagged_tok
     labels = torch.tensor([[-100, 1, 2, 0, -100, -100], [-100, 3, 4, -100, -100, -100]])
     out = model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
     transitions, start = model.crf_scores()
-    expected = (brute_force_nll(out.logits[0, 1:4], transitions, start, [1, 2, 0])
-                + brute_force_nll(out.logits[1, 1:3], transitions, start, [3, 4])) / 5
+    expected = (
+        brute_force_nll(out.logits[0, 1:4], transitions, start, [1, 2, 0])
+        + brute_force_nll(out.logits[1, 1:3], transitions, start, [3, 4])
+    ) / 5
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert transitions[0, 2] < -1000 and transitions[1, 4] < -1000  # O -> I-A and B-A -> I-B forbidden
 
@@ -74,8 +89,12 @@ def test_config_rejects_unknown_features_and_even_kernels():
 
 
 def test_mention_replacement_moves_spans_with_the_new_mentions():
-    docs = [Document("a", "支持台胞和台资企业创业，给予补贴5000元。", (Span(2, 4, "T"), Span(5, 9, "T"), Span(16, 21, "M"))),
-            Document("b", "鼓励高校毕业生就业。", (Span(2, 7, "T"),))]
+    docs = [
+        Document(
+            "a", "支持台胞和台资企业创业，给予补贴5000元。", (Span(2, 4, "T"), Span(5, 9, "T"), Span(16, 21, "M"))
+        ),
+        Document("b", "鼓励高校毕业生就业。", (Span(2, 7, "T"),)),
+    ]
     assert mention_pool(docs)["T"] == ["台胞", "台资企业", "高校毕业生"]
     copies = augment(docs, copies=3, probability=1.0, seed=1)
     assert len(copies) == 6 and {c.doc_id for c in copies} >= {"a#aug1", "b#aug3"}
@@ -83,5 +102,5 @@ def test_mention_replacement_moves_spans_with_the_new_mentions():
         source = next(d for d in docs if copy.doc_id.startswith(d.doc_id + "#"))
         assert [s.label for s in copy.spans] == [s.label for s in source.spans]
         for span in copy.spans:
-            assert copy.text[span.start:span.end] in mention_pool(docs)[span.label]
+            assert copy.text[span.start : span.end] in mention_pool(docs)[span.label]
     assert any(c.text != d.text for c in copies for d in docs)

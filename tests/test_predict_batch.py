@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.labelstudio.exports import load_documents, read_exports
-from policy_ner.predict.batch import EXIT_SKIPPED, Progress, predict_files
 from policy_ner.cli import main
+from policy_ner.labelstudio.exports import load_documents, read_exports
+from policy_ner.model.predictor import Predictor, predict_documents, set_batch_threads
+from policy_ner.predict.batch import EXIT_SKIPPED, Progress, predict_files
 from policy_ner.predict.inputs import BadInput, decode_text
-from policy_ner.scoring import evaluate
-from policy_ner.model.predictor import Predictor, set_batch_threads
 from policy_ner.predict.outputs import read_predictions
-from policy_ner.model.predictor import predict_documents
+from policy_ner.scoring import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +39,10 @@ def predictor(tiny_model):
 
 
 def spans(entities) -> list[tuple]:
-    return [(e["label"], e["start"], e["end"], e["text"]) if isinstance(e, dict) else
-            (e.label, e.start, e.end, e.text) for e in entities]
+    return [
+        (e["label"], e["start"], e["end"], e["text"]) if isinstance(e, dict) else (e.label, e.start, e.end, e.text)
+        for e in entities
+    ]
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -56,25 +57,32 @@ def records_by_id(path) -> dict[str, dict]:
 
 # --- decoding ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data, text, encoding", [
-    ("对台资企业给予补贴。".encode("utf-8"), "对台资企业给予补贴。", "utf-8"),
-    (codecs.BOM_UTF8 + "对台资企业\r\n补贴。".encode("utf-8"), "对台资企业\r\n补贴。", "utf-8-sig"),
-    ("对台资企业给予最高300万元补贴。".encode("gbk"), "对台资企业给予最高300万元补贴。", "gb18030"),
-    ("扶持𠮷企业。".encode("gb18030"), "扶持𠮷企业。", "gb18030"),  # four-byte GB18030, beyond GBK
-])
+
+@pytest.mark.parametrize(
+    "data, text, encoding",
+    [
+        ("对台资企业给予补贴。".encode(), "对台资企业给予补贴。", "utf-8"),
+        (codecs.BOM_UTF8 + "对台资企业\r\n补贴。".encode(), "对台资企业\r\n补贴。", "utf-8-sig"),
+        ("对台资企业给予最高300万元补贴。".encode("gbk"), "对台资企业给予最高300万元补贴。", "gb18030"),
+        ("扶持𠮷企业。".encode("gb18030"), "扶持𠮷企业。", "gb18030"),  # four-byte GB18030, beyond GBK
+    ],
+)
 def test_text_is_decoded_unmodified_and_its_encoding_named(data, text, encoding):
     assert decode_text(data) == (text, encoding)
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (NUL bytes)"),
-    (b"abc\x01\x02\x03\x04def" * 3, "binary file (12 control characters)"),
-    (b"\x80\x80 caf\xff", "undecodable: not UTF-8 (byte 0x80 at offset 0); not GB18030 (byte 0x80 at offset 0)"),
-    ("补贴".encode("utf-16"), "UTF-16 text is not supported; convert it to UTF-8"),
-    (b"", "empty"),
-    (codecs.BOM_UTF8, "empty"),
-    (" \n\t\u3000\n".encode("utf-8"), "empty (whitespace only)"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (NUL bytes)"),
+        (b"abc\x01\x02\x03\x04def" * 3, "binary file (12 control characters)"),
+        (b"\x80\x80 caf\xff", "undecodable: not UTF-8 (byte 0x80 at offset 0); not GB18030 (byte 0x80 at offset 0)"),
+        ("补贴".encode("utf-16"), "UTF-16 text is not supported; convert it to UTF-8"),
+        (b"", "empty"),
+        (codecs.BOM_UTF8, "empty"),
+        (" \n\t\u3000\n".encode("utf-8"), "empty (whitespace only)"),
+    ],
+)
 def test_bytes_that_are_not_a_text_document_are_refused_with_the_reason(data, reason):
     with pytest.raises(BadInput) as refused:
         decode_text(data)
@@ -82,6 +90,7 @@ def test_bytes_that_are_not_a_text_document_are_refused_with_the_reason(data, re
 
 
 # --- input kinds --------------------------------------------------------------------------------
+
 
 def test_folder_recursive_with_glob_in_every_encoding(tiny_model, documents, predictor, tmp_path, capsys):
     folder = tmp_path / "in"
@@ -108,20 +117,23 @@ def test_folder_recursive_with_glob_in_every_encoding(tiny_model, documents, pre
     assert records[a]["entities"], "the tiny model finds entities in its training documents"
     for record in records.values():
         for entity in record["entities"]:
-            assert record["text"][entity["start"]:entity["end"]] == entity["text"]
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
 
     top_only = tmp_path / "top.jsonl"
     assert run(capsys, tiny_model, folder, "--glob", "*.txt", "--output", top_only)[0] == 0
     assert list(records_by_id(top_only)) == [a]
 
 
-def test_jsonl_with_configured_fields_and_standard_input(tiny_model, documents, predictor, tmp_path, capsys,
-                                                         monkeypatch):
+def test_jsonl_with_configured_fields_and_standard_input(
+    tiny_model, documents, predictor, tmp_path, capsys, monkeypatch
+):
     a, b = TINY_TRAIN_DOCS[0], TINY_TRAIN_DOCS[2]
     jsonl = tmp_path / "docs.jsonl"
-    lines = [json.dumps({"id": a, "content": documents[a].text}, ensure_ascii=False),
-             "",  # blank lines are not documents
-             json.dumps({"id": 17, "content": documents[b].text, "other": [1, 2]}, ensure_ascii=False)]
+    lines = [
+        json.dumps({"id": a, "content": documents[a].text}, ensure_ascii=False),
+        "",  # blank lines are not documents
+        json.dumps({"id": 17, "content": documents[b].text, "other": [1, 2]}, ensure_ascii=False),
+    ]
     jsonl.write_bytes(("\n".join(lines) + "\n").encode("gb18030"))  # a GBK-encoded JSONL file
     output = tmp_path / "jsonl.jsonl"
     code, _, _ = run(capsys, tiny_model, jsonl, "--text-field", "content", "--id-field", "id", "--output", output)
@@ -141,12 +153,30 @@ def test_jsonl_with_configured_fields_and_standard_input(tiny_model, documents, 
 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(jsonl.read_bytes())))
     stdin_jsonl = tmp_path / "stdin-jsonl.jsonl"
-    assert run(capsys, tiny_model, "-", "--input-format", "jsonl", "--text-field", "content", "--id-field", "id",
-               "--output", stdin_jsonl)[0] == 0
-    assert [(r["doc_id"], r["source"]) for r in read_predictions(stdin_jsonl)] == [(a, "<stdin>:1"), ("17", "<stdin>:3")]
+    assert (
+        run(
+            capsys,
+            tiny_model,
+            "-",
+            "--input-format",
+            "jsonl",
+            "--text-field",
+            "content",
+            "--id-field",
+            "id",
+            "--output",
+            stdin_jsonl,
+        )[0]
+        == 0
+    )
+    assert [(r["doc_id"], r["source"]) for r in read_predictions(stdin_jsonl)] == [
+        (a, "<stdin>:1"),
+        ("17", "<stdin>:3"),
+    ]
 
 
 # --- bad inputs ---------------------------------------------------------------------------------
+
 
 def test_bad_inputs_are_reported_with_their_path_skipped_and_listed(tiny_model, documents, tmp_path, capsys):
     folder = tmp_path / "in"
@@ -160,14 +190,20 @@ def test_bad_inputs_are_reported_with_their_path_skipped_and_listed(tiny_model, 
     (folder / "blank.txt").write_text("  \n\n", encoding="utf-8")
     (folder / "wide.txt").write_bytes("补贴".encode("utf-16"))
     jsonl = tmp_path / "docs.jsonl"
-    jsonl.write_text("\n".join([
-        json.dumps({"doc_id": "ok", "text": NO_ENTITY_TEXT}, ensure_ascii=False),
-        '{"doc_id": "cut", "text": "半行',
-        json.dumps({"doc_id": "no-text", "body": "x"}),
-        json.dumps({"text": "没有编号"}, ensure_ascii=False),
-        json.dumps({"doc_id": "blank", "text": "   "}),
-        json.dumps(["not", "an", "object"]),
-    ]) + "\n", encoding="utf-8")
+    jsonl.write_text(
+        "\n".join(
+            [
+                json.dumps({"doc_id": "ok", "text": NO_ENTITY_TEXT}, ensure_ascii=False),
+                '{"doc_id": "cut", "text": "半行',
+                json.dumps({"doc_id": "no-text", "body": "x"}),
+                json.dumps({"text": "没有编号"}, ensure_ascii=False),
+                json.dumps({"doc_id": "blank", "text": "   "}),
+                json.dumps(["not", "an", "object"]),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
 
     output = tmp_path / "out.jsonl"
     code, out, err = run(capsys, tiny_model, folder, jsonl, "--output", output)
@@ -187,7 +223,7 @@ def test_bad_inputs_are_reported_with_their_path_skipped_and_listed(tiny_model, 
         f"{jsonl}:5: doc blank: empty (whitespace only)",
         f"{jsonl}:6: not a JSON object",
     ]
-    listing = err[err.index("skipped 11 input(s):"):]
+    listing = err[err.index("skipped 11 input(s):") :]
     for message in expected:
         assert f"skipped {message}" in err  # reported as it happens
         assert f"  {message}" in listing  # and listed at the end
@@ -214,6 +250,7 @@ def test_missing_inputs_and_an_existing_output_stop_before_any_work(tiny_model, 
 
 
 # --- output formats -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def input_folder(documents, tmp_path_factory):
@@ -260,8 +297,9 @@ def test_label_studio_tasks_import_as_predictions(reference_outputs, tiny_model)
         (prediction,) = task["predictions"]
         assert prediction["model_version"] == tiny_model.name
         results = prediction["result"]
-        assert [(r["value"]["labels"][0], r["value"]["start"], r["value"]["end"], r["value"]["text"])
-                for r in results] == spans(records[task["data"]["doc_id"]]["entities"])
+        assert [
+            (r["value"]["labels"][0], r["value"]["start"], r["value"]["end"], r["value"]["text"]) for r in results
+        ] == spans(records[task["data"]["doc_id"]]["entities"])
         assert all(r["from_name"] == "label" and r["to_name"] == "text" and 0 < r["score"] <= 1 for r in results)
         assert task["data"]["text"] == records[task["data"]["doc_id"]]["text"]
     # the project's own Label Studio reader takes the file: tasks with predictions only, no problem
@@ -271,10 +309,12 @@ def test_label_studio_tasks_import_as_predictions(reference_outputs, tiny_model)
 
 # --- resume -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "labelstudio"])
 @pytest.mark.parametrize("cut_in", ["017_gwr_fujian_mintai5y", "zz_quiet"])
-def test_resume_after_a_cut_off_run_gives_the_uninterrupted_output(fmt, cut_in, tiny_model, input_folder,
-                                                                   reference_outputs, tmp_path, capsys):
+def test_resume_after_a_cut_off_run_gives_the_uninterrupted_output(
+    fmt, cut_in, tiny_model, input_folder, reference_outputs, tmp_path, capsys
+):
     reference = reference_outputs[fmt].read_bytes()
     output = tmp_path / reference_outputs[fmt].name
     # killed while writing the record of document `cut_in` (the third, or the last), mid-character even
@@ -286,12 +326,15 @@ def test_resume_after_a_cut_off_run_gives_the_uninterrupted_output(fmt, cut_in, 
 
     code, out, _ = run(capsys, tiny_model, input_folder, "--output", output, "--resume")  # nothing left to do
     # a CSV cannot show whether its last document's rows are all there: that one is always predicted again
-    assert code == 0 and (": 1 documents (5 already there)" if fmt == "csv" else ": 0 documents (6 already there)") in out
+    assert (
+        code == 0 and (": 1 documents (5 already there)" if fmt == "csv" else ": 0 documents (6 already there)") in out
+    )
     assert output.read_bytes() == reference
 
 
-def test_an_interrupted_run_leaves_a_valid_file_and_resume_completes_it(tiny_model, input_folder, reference_outputs,
-                                                                        tmp_path):
+def test_an_interrupted_run_leaves_a_valid_file_and_resume_completes_it(
+    tiny_model, input_folder, reference_outputs, tmp_path
+):
     class InterruptedAfterTwoBatches(Predictor):
         batches = 0
 
@@ -313,9 +356,9 @@ def test_an_interrupted_run_leaves_a_valid_file_and_resume_completes_it(tiny_mod
 
 
 @pytest.mark.parametrize("overlap", [True, False])
-def test_a_document_that_fails_in_the_model_is_skipped_and_its_batch_still_written(tiny_model, input_folder,
-                                                                                    reference_outputs, tmp_path,
-                                                                                    overlap):
+def test_a_document_that_fails_in_the_model_is_skipped_and_its_batch_still_written(
+    tiny_model, input_folder, reference_outputs, tmp_path, overlap
+):
     failing = "zz_quiet"
 
     class FailsOnOneText(Predictor):
@@ -328,7 +371,10 @@ def test_a_document_that_fails_in_the_model_is_skipped_and_its_batch_still_writt
     summary = predict_files(FailsOnOneText.from_pretrained(tiny_model), [input_folder], output, overlap=overlap)
     assert summary.exit_code == EXIT_SKIPPED and summary.documents == 5
     (skipped,) = summary.skipped
-    assert skipped.source.endswith(f"{failing}.txt") and "prediction failed (RuntimeError: analyser crashed)" in skipped.reason
+    assert (
+        skipped.source.endswith(f"{failing}.txt")
+        and "prediction failed (RuntimeError: analyser crashed)" in skipped.reason
+    )
     expected = [r for r in records_by_id(reference_outputs["jsonl"]).values() if r["doc_id"] != failing]
     assert list(records_by_id(output).values()) == expected
 
@@ -351,12 +397,14 @@ def test_progress_line_counts_documents_speed_and_time_left(predictor, input_fol
     assert last.startswith("100% |") and "| 6/6 docs | " in last and " chars/s | elapsed " in last
     assert last.endswith("ETA 00:00")
     characters = int(last.split(" | ")[1].split()[0].replace(",", ""))
-    assert characters > 0 and summary.characters == sum(len(p.read_text(encoding="utf-8"))
-                                                        for p in input_folder.iterdir())
+    assert characters > 0 and summary.characters == sum(
+        len(p.read_text(encoding="utf-8")) for p in input_folder.iterdir()
+    )
     assert "docs" in Progress(io.StringIO(), None, 0).line()  # standard input: no total, no ETA
 
 
 # --- ONNX -----------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def onnx_model(tiny_model, tmp_path_factory):
@@ -380,8 +428,10 @@ def test_onnx_fp32_predictions_match_torch_on_the_test_documents(onnx_model, doc
 
 def test_onnx_int8_loses_at_most_half_an_f1_point(onnx_model, documents, predictor):
     gold = list(documents.values())
-    f1 = {name: evaluate(gold, predict_documents(p, gold), LABELS).micro.f1
-          for name, p in (("torch", predictor), ("int8", Predictor.from_pretrained(onnx_model, runtime="onnx-int8")))}
+    f1 = {
+        name: evaluate(gold, predict_documents(p, gold), LABELS).micro.f1
+        for name, p in (("torch", predictor), ("int8", Predictor.from_pretrained(onnx_model, runtime="onnx-int8")))
+    }
     assert f1["torch"] > 0.5
     assert f1["int8"] >= f1["torch"] - 0.005, f1
 
@@ -390,11 +440,21 @@ def test_predict_with_onnx_runtime_through_the_cli(onnx_model, input_folder, ref
     output = tmp_path / "onnx.jsonl"
     assert run(capsys, onnx_model, input_folder, "--runtime", "onnx", "--threads", "1", "--output", output)[0] == 0
     expected = records_by_id(reference_outputs["jsonl"])
-    assert {d: spans(r["entities"]) for d, r in records_by_id(output).items()} == \
-        {d: spans(r["entities"]) for d, r in expected.items()}
+    assert {d: spans(r["entities"]) for d, r in records_by_id(output).items()} == {
+        d: spans(r["entities"]) for d, r in expected.items()
+    }
 
-    code, _, err = run(capsys, onnx_model, input_folder, "--runtime", "onnx", "--onnx-dir", tmp_path / "none",
-                       "--output", tmp_path / "x.jsonl")
+    code, _, err = run(
+        capsys,
+        onnx_model,
+        input_folder,
+        "--runtime",
+        "onnx",
+        "--onnx-dir",
+        tmp_path / "none",
+        "--output",
+        tmp_path / "x.jsonl",
+    )
     assert code == 1 and "model.onnx: no ONNX model there; run `policy-ner export-onnx" in err
 
 
@@ -405,17 +465,28 @@ def test_onnx_export_of_a_conv_and_crf_head_decodes_like_torch(tiny_model, docum
     import torch
     from transformers import AutoTokenizer
 
-    from policy_ner.model.network import PolicyNerBertConfig, PolicyNerBertForTokenClassification, crf_parameters
     from policy_ner.model.export import export_onnx
+    from policy_ner.model.network import PolicyNerBertConfig, PolicyNerBertForTokenClassification, crf_parameters
 
     settings = json.loads((tiny_model / "policy_ner.json").read_text(encoding="utf-8"))
     tags = settings["tags"]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     torch.manual_seed(0)
-    model = PolicyNerBertForTokenClassification(PolicyNerBertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, type_vocab_size=5, num_labels=len(tags), id2label=dict(enumerate(tags)),
-        label2id={t: i for i, t in enumerate(tags)}, conv_layers=1, crf=True)).eval()
+    model = PolicyNerBertForTokenClassification(
+        PolicyNerBertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            type_vocab_size=5,
+            num_labels=len(tags),
+            id2label=dict(enumerate(tags)),
+            label2id={t: i for i, t in enumerate(tags)},
+            conv_layers=1,
+            crf=True,
+        )
+    ).eval()
     with torch.no_grad():
         model.crf_transitions.normal_(0, 2)
         model.crf_start.normal_(0, 2)

@@ -23,11 +23,22 @@ PROJECT_TEXTS = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / 
 RARE = "龘"
 """A character only the corpus has, once: below the corpus threshold, so it stays out of the vocabulary."""
 
-CONFIG = config_from_dict({
-    "name": "tiny-pretrain", "labels": ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"],
-    "model": {"base": "scratch", "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
-              "dropout": 0.1},
-    "window": {"max_length": 34, "stride": 8}, "train": {"seed": 5}})
+CONFIG = config_from_dict(
+    {
+        "name": "tiny-pretrain",
+        "labels": ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"],
+        "model": {
+            "base": "scratch",
+            "hidden_size": 32,
+            "num_layers": 1,
+            "num_heads": 2,
+            "intermediate_size": 64,
+            "dropout": 0.1,
+        },
+        "window": {"max_length": 34, "stride": 8},
+        "train": {"seed": 5},
+    }
+)
 
 
 @pytest.fixture()
@@ -36,8 +47,13 @@ def corpus(tmp_path) -> Path:
     texts = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "data" / "raw" / "corpus").glob("02*.txt"))[:5]]
     texts[0] += RARE
     path = tmp_path / "corpus.jsonl"
-    path.write_text("".join(json.dumps({"source": "t", "doc": str(i), "text": t}, ensure_ascii=False) + "\n"
-                            for i, t in enumerate(texts)), encoding="utf-8")
+    path.write_text(
+        "".join(
+            json.dumps({"source": "t", "doc": str(i), "text": t}, ensure_ascii=False) + "\n"
+            for i, t in enumerate(texts)
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -50,16 +66,25 @@ def one_thread():
 
 
 def options(corpus: Path, **changes) -> PretrainOptions:
-    settings = dict(steps=24, batch_size=8, learning_rate=3e-3, whole_word=True, corpus=str(corpus),
-                    corpus_min_char_count=2, checkpoint_every=10, log_every=4)
+    settings = dict(
+        steps=24,
+        batch_size=8,
+        learning_rate=3e-3,
+        whole_word=True,
+        corpus=str(corpus),
+        corpus_min_char_count=2,
+        checkpoint_every=10,
+        log_every=4,
+    )
     return PretrainOptions(**{**settings, **changes})
 
 
 def train_lines(run_dir: Path) -> list[dict]:
     """The log's loss records, without their timings (which differ between runs)."""
     lines = [json.loads(line) for line in (run_dir / LOG_FILE).read_text(encoding="utf-8").splitlines()]
-    return [{k: v for k, v in r.items() if k not in ("seconds", "steps_per_second")} for r in lines
-            if r["event"] == "train"]
+    return [
+        {k: v for k, v in r.items() if k not in ("seconds", "steps_per_second")} for r in lines if r["event"] == "train"
+    ]
 
 
 def test_a_run_interrupted_by_sigterm_and_resumed_ends_with_the_uninterrupted_weights(tmp_path, corpus, one_thread):
@@ -83,7 +108,10 @@ def test_a_run_interrupted_by_sigterm_and_resumed_ends_with_the_uninterrupted_we
 
     resumed = pretrain(CONFIG, PROJECT_TEXTS, tmp_path / "stopped", options(corpus), resume=True, log=lambda _: None)
     assert store.stat().st_mtime_ns == built  # the tokenized data is reused, not rebuilt
-    first, second = load_file(tmp_path / "straight" / "model.safetensors"), load_file(tmp_path / "stopped" / "model.safetensors")
+    first, second = (
+        load_file(tmp_path / "straight" / "model.safetensors"),
+        load_file(tmp_path / "stopped" / "model.safetensors"),
+    )
     assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert resumed.losses == straight.losses
@@ -106,11 +134,23 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(tmp_path, corpus
     with pytest.raises(PretrainInterrupted):
         pretrain(CONFIG, PROJECT_TEXTS, tmp_path / "run", options(corpus), log=stop_at_once)
     with pytest.raises(ValueError, match=r"other settings or data \(learning_rate\)"):
-        pretrain(CONFIG, PROJECT_TEXTS, tmp_path / "run", options(corpus, learning_rate=1e-3), resume=True,
-                 log=lambda _: None)
+        pretrain(
+            CONFIG,
+            PROJECT_TEXTS,
+            tmp_path / "run",
+            options(corpus, learning_rate=1e-3),
+            resume=True,
+            log=lambda _: None,
+        )
     # Checkpointing and logging more or less often is not a different run.
-    done = pretrain(CONFIG, PROJECT_TEXTS, tmp_path / "run", options(corpus, checkpoint_every=7, log_every=6),
-                    resume=True, log=lambda _: None)
+    done = pretrain(
+        CONFIG,
+        PROJECT_TEXTS,
+        tmp_path / "run",
+        options(corpus, checkpoint_every=7, log_every=6),
+        resume=True,
+        log=lambda _: None,
+    )
     assert done.steps == 24
 
 
@@ -126,7 +166,7 @@ def test_the_store_is_memory_mapped_and_the_vocabulary_covers_the_project(tmp_pa
     vocab = (result.run_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
     first_text = "".join(c for c in PROJECT_TEXTS[0] if not c.isspace())
     begin, length = windows[0]
-    assert "".join(vocab[i] for i in tokens[begin:begin + length]) == first_text[:length]
+    assert "".join(vocab[i] for i in tokens[begin : begin + length]) == first_text[:length]
     card = json.loads((result.output / "pretrain.json").read_text())
     assert card["vocabulary"]["size"] == len(vocab) and card["vocabulary"]["project_unknown_rate"] == 0.0
     assert RARE not in vocab and {c for c in "".join(PROJECT_TEXTS) if not c.isspace()} <= set(vocab)
@@ -142,8 +182,16 @@ def test_whole_word_masking_takes_every_token_of_a_chosen_word():
     starts = np.zeros((rows, width), dtype=np.int64)
     starts[:, ::3] = 1  # three-token words
     starts[:, -1] = 1
-    batch = mask_batch(ids, attention, starts, probability=0.3, mask_id=4, vocab_size=1000, special_ids=[0, 1, 2, 3, 4],
-                       generator=torch.Generator().manual_seed(1))
+    batch = mask_batch(
+        ids,
+        attention,
+        starts,
+        probability=0.3,
+        mask_id=4,
+        vocab_size=1000,
+        special_ids=[0, 1, 2, 3, 4],
+        generator=torch.Generator().manual_seed(1),
+    )
     scored = (batch.labels != IGNORE_INDEX).numpy()
     words = scored[:, 3:39].reshape(rows, 12, 3)
     assert ((words.sum(axis=2) == 0) | (words.sum(axis=2) == 3)).all()
@@ -151,8 +199,16 @@ def test_whole_word_masking_takes_every_token_of_a_chosen_word():
     assert (batch.labels.numpy()[scored] == ids[scored]).all()
     assert 0.7 < (batch.input_ids.numpy()[scored] == 4).mean() < 0.9
 
-    single = mask_batch(ids, attention, np.ones_like(starts), probability=0.3, mask_id=4, vocab_size=1000,
-                        special_ids=[0, 1, 2, 3, 4], generator=torch.Generator().manual_seed(1))
+    single = mask_batch(
+        ids,
+        attention,
+        np.ones_like(starts),
+        probability=0.3,
+        mask_id=4,
+        vocab_size=1000,
+        special_ids=[0, 1, 2, 3, 4],
+        generator=torch.Generator().manual_seed(1),
+    )
     per_token = (single.labels != IGNORE_INDEX).numpy()[:, 3:39].reshape(rows, 12, 3).sum(axis=2)
     assert ((per_token == 1) | (per_token == 2)).any()
 

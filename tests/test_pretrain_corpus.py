@@ -107,9 +107,12 @@ def project(tmp_path) -> Path:
     """A project folder (data/raw text and an annotation export) and a synthetic input folder beside it."""
     root = tmp_path / "project"
     write(root / "data" / "raw" / "corpus" / "001_doc.txt", "南沙示例办法\n" + EVAL_SENTENCE + "\n")
-    write(root / "annotations" / "export-v1.json",
-          json.dumps([{"data": {"text": "见习补贴\n" + EXPORT_SENTENCE, "doc_id": "x"}, "annotations": []}],
-                     ensure_ascii=False))
+    write(
+        root / "annotations" / "export-v1.json",
+        json.dumps(
+            [{"data": {"text": "见习补贴\n" + EXPORT_SENTENCE, "doc_id": "x"}, "annotations": []}], ensure_ascii=False
+        ),
+    )
     inputs = tmp_path / "pretrain-corpus"
     write(inputs / "national_laws.txt", LAWS)
     write(inputs / "national_work_reports_1954_2018.txt", WEB_REPORTS)
@@ -119,16 +122,31 @@ def project(tmp_path) -> Path:
 
 def build(base: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--input", str(base / "pretrain-corpus"), "--root", str(base / "project"),
-         "--output", str(base / "project" / "data" / "pretrain" / "corpus.jsonl"), *extra],
-        capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--input",
+            str(base / "pretrain-corpus"),
+            "--root",
+            str(base / "project"),
+            "--output",
+            str(base / "project" / "data" / "pretrain" / "corpus.jsonl"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def outputs(base: Path) -> tuple[list[dict], dict, str]:
     folder = base / "project" / "data" / "pretrain"
     records = [json.loads(line) for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
-    return records, json.loads((folder / "corpus.json").read_text(encoding="utf-8")), \
-        (folder / "CORPUS.md").read_text(encoding="utf-8")
+    return (
+        records,
+        json.loads((folder / "corpus.json").read_text(encoding="utf-8")),
+        (folder / "CORPUS.md").read_text(encoding="utf-8"),
+    )
 
 
 def paragraphs(records: list[dict]) -> list[str]:
@@ -147,7 +165,8 @@ def test_cleaning_rules_on_synthetic_inputs(project):
         ("national_work_reports_2003_2018/2006年国务院政府工作报告.txt", "2006年国务院政府工作报告"),
         ("national_work_reports_1954_2018.txt", "1990年政府工作报告"),
         ("national_laws.txt", "中华人民共和国示例法"),
-        ("national_laws.txt", "示例条例")]
+        ("national_laws.txt", "示例条例"),
+    ]
 
     # Markdown: front matter, markers, heading marks, table rules, links and footnotes gone; text kept.
     for leftover in ("---", "bookCollapseSection", "<!--", "INFO END", "#", "|", "](", "[1]", "\u200b"):
@@ -195,8 +214,10 @@ def test_cleaning_rules_on_synthetic_inputs(project):
     assert record["output"]["paragraphs"] == len(texts)
     assert record["output"]["characters"] == sum(map(len, texts))
     assert [i["path"] for i in record["inputs"]] == [
-        "national_work_reports_2003_2018/2006年国务院政府工作报告.txt", "national_work_reports_1954_2018.txt",
-        "national_laws.txt"]
+        "national_work_reports_2003_2018/2006年国务院政府工作报告.txt",
+        "national_work_reports_1954_2018.txt",
+        "national_laws.txt",
+    ]
     assert record["excluded_project_texts"] == ["data/raw/corpus/001_doc.txt", "annotations/export-v1.json"]
     assert record["before"]["paragraphs"] > record["output"]["paragraphs"]
     assert "| `eval_overlap` |" in report and record["output"]["sha256"] in report and "make pretrain-corpus" in report
@@ -208,7 +229,10 @@ def test_rebuild_is_deterministic_and_leaves_no_temporary_files(project):
     assert build(project).returncode == 0
     assert outputs(project)[1]["output"]["sha256"] == first
     assert sorted(p.name for p in (project / "project" / "data" / "pretrain").iterdir()) == [
-        "CORPUS.md", "corpus.json", "corpus.jsonl"]
+        "CORPUS.md",
+        "corpus.json",
+        "corpus.jsonl",
+    ]
 
 
 def test_errors_name_the_file_and_line(project):
@@ -234,7 +258,12 @@ def test_line_rules_one_by_one():
     assert corpus.strip_markdown("<!-- INFO END -->") is None
     assert corpus.strip_markdown("### 5.1　颅脑") == "5.1　颅脑"
     assert corpus.strip_markdown("|-----|-----|") is None
-    assert corpus.strip_markdown("《关于修改<中华人民共和国统计法>的决定》<br/>") == "《关于修改<中华人民共和国统计法>的决定》"
+    assert (
+        corpus.strip_markdown("《关于修改<中华人民共和国统计法>的决定》<br/>")
+        == "《关于修改<中华人民共和国统计法>的决定》"
+    )
     assert corpus.to_halfwidth("增长９．１％，ＧＤＰ") == "增长9.1％，GDP"
-    assert corpus.normalise_spaces("\u3000\u3000第四十三条\u00a0\u00a0工会经费\t的来源 ") == "第四十三条 工会经费 的来源"
+    assert (
+        corpus.normalise_spaces("\u3000\u3000第四十三条\u00a0\u00a0工会经费\t的来源 ") == "第四十三条 工会经费 的来源"
+    )
     assert corpus.cjk_share("收入合计27,203,319,000元。") == 1.0 and corpus.cjk_share("GB/T 2010 ab") == 0.0

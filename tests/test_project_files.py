@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, LABELS
+from conftest import LABELS, ROOT
 from policy_ner.config import ConfigError, config_from_dict, load_config
 from policy_ner.corpus import read_manifest, verify_manifest
 from policy_ner.labelstudio.formats import labeling_config
@@ -17,14 +17,17 @@ def test_shipped_configs_are_valid(name):
     assert config.tags[:3] == ["O", "B-ORG", "I-ORG"]
 
 
-@pytest.mark.parametrize("raw, message", [
-    ({"name": "x", "labels": ["ORG"], "trian": {}}, "unknown key(s) trian"),
-    ({"name": "x", "labels": ["ORG"], "train": {"epochs": "ten"}}, "train.epochs must be int"),
-    ({"name": "x", "labels": ["ORG"], "train": {"epochs": True}}, "train.epochs must be int"),
-    ({"name": "x", "labels": ["org name"]}, "upper-case"),
-    ({"labels": ["ORG"]}, "missing required key name"),
-    ({"name": "x", "labels": ["ORG"], "window": {"max_length": 64, "stride": 40}}, "window.stride"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"name": "x", "labels": ["ORG"], "trian": {}}, "unknown key(s) trian"),
+        ({"name": "x", "labels": ["ORG"], "train": {"epochs": "ten"}}, "train.epochs must be int"),
+        ({"name": "x", "labels": ["ORG"], "train": {"epochs": True}}, "train.epochs must be int"),
+        ({"name": "x", "labels": ["org name"]}, "upper-case"),
+        ({"labels": ["ORG"]}, "missing required key name"),
+        ({"name": "x", "labels": ["ORG"], "window": {"max_length": 64, "stride": 40}}, "window.stride"),
+    ],
+)
 def test_config_errors_name_the_key(raw, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config_from_dict(raw, source="test.yaml")

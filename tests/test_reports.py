@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from conftest import TINY_DEV_DOC
-from policy_ner.evaluate import metrics
 from policy_ner.cli import main
+from policy_ner.evaluate import metrics
 from policy_ner.model.registry import read_model_card
 
 pytestmark = pytest.mark.slow
@@ -27,19 +27,28 @@ def write_jsonl(path, records):
 def test_evaluate_writes_json_markdown_and_self_contained_html(tiny_report, tiny_model, capsys):
     report = json.loads((tiny_report / "report.json").read_text())
     assert report["documents"] == 5 and report["bootstrap"] == {
-        "samples": 200, "seed": 3, "confidence": 0.95, "unit": "document", "note": metrics.bootstrap_note(5)}
+        "samples": 200,
+        "seed": 3,
+        "confidence": 0.95,
+        "unit": "document",
+        "note": metrics.bootstrap_note(5),
+    }
     micro, interval = report["micro"], report["intervals"]["micro avg"]["f1"]
     assert interval["low"] <= micro["f1"] <= interval["high"] and interval["low"] < interval["high"]
     assert set(report["partial"]) == {"strict", "exact", "partial", "type"}
     assert report["partial"]["strict"]["overall"]["f1"] == micro["f1"]
     assert report["partial"]["strict"]["overall"]["possible"] == micro["support"]
     counts = report["error_counts"]["total"]
-    assert counts["correct"] + counts["boundary"] + counts["label"] + counts["label_boundary"] + counts["missed"] \
+    assert (
+        counts["correct"] + counts["boundary"] + counts["label"] + counts["label_boundary"] + counts["missed"]
         == micro["support"]
+    )
     fn = sum(e["kind"] == "false_negative" for items in report["errors"].values() for e in items)
     assert fn == micro["support"] - counts["correct"]
-    assert report["threshold_curve"][0]["threshold"] == 0.0 and report["threshold_curve"][0]["predicted"] == \
-        micro["predicted"]
+    assert (
+        report["threshold_curve"][0]["threshold"] == 0.0
+        and report["threshold_curve"][0]["predicted"] == micro["predicted"]
+    )
     card = read_model_card(tiny_model)
     context = report["context"]
     assert context["model"] == "tiny-v1" and context["model_card"]["base_model"] == "scratch"
@@ -47,8 +56,15 @@ def test_evaluate_writes_json_markdown_and_self_contained_html(tiny_report, tiny
     assert len(context["gold_files"][0]["sha256"]) == 64
 
     markdown = (tiny_report / "report.md").read_text()
-    for heading in ("## Strict entity scores", "## Partial match (SemEval-2013)", "## Error types and confusion",
-                    "## Plots", "## Error list", "## Model card", "![Strict F1 per label"):
+    for heading in (
+        "## Strict entity scores",
+        "## Partial match (SemEval-2013)",
+        "## Error types and confusion",
+        "## Plots",
+        "## Error list",
+        "## Model card",
+        "![Strict F1 per label",
+    ):
         assert heading in markdown
     assert card["data"]["annotation_files"][0]["sha256"] in markdown and "training time" in markdown
     assert (tiny_report / "per_label_f1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -64,16 +80,31 @@ def test_evaluate_writes_json_markdown_and_self_contained_html(tiny_report, tiny
 def test_bootstrap_is_seeded(tiny_model, tiny_project, tiny_report, tmp_path):
     export = str(tiny_project / "annotations" / "tiny.json")
     for seed, name in ((3, "same"), (4, "other")):
-        assert main(["evaluate", str(tiny_model), export, "--output", str(tmp_path / name), "--samples", "200",
-                     "--seed", str(seed)]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(tiny_model),
+                    export,
+                    "--output",
+                    str(tmp_path / name),
+                    "--samples",
+                    "200",
+                    "--seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
     first = json.loads((tiny_report / "report.json").read_text())["intervals"]
     same = json.loads((tmp_path / "same" / "report.json").read_text())["intervals"]
     other = json.loads((tmp_path / "other" / "report.json").read_text())["intervals"]
     assert same == first and other != first
 
 
-def test_reports_refuse_different_texts_and_missing_documents(tiny_predictions, tiny_model, tiny_project,
-                                                              tmp_path, capsys):
+def test_reports_refuse_different_texts_and_missing_documents(
+    tiny_predictions, tiny_model, tiny_project, tmp_path, capsys
+):
     export = str(tiny_project / "annotations" / "tiny.json")
     records = read_jsonl(tiny_predictions)
     changed = [dict(r) for r in records]
@@ -88,24 +119,40 @@ def test_reports_refuse_different_texts_and_missing_documents(tiny_predictions, 
     assert f"no prediction for 1 gold document(s): {doc_missing}" in capsys.readouterr().err
     assert main(["compare", str(tiny_model), str(changed_file), "--on", export, "--output", str(tmp_path / "c1")]) == 1
     assert f"changed: doc {doc_changed}: predicted text differs" in capsys.readouterr().err
-    assert main(["compare", str(missing_file), str(tiny_predictions), "--on", export,
-                 "--output", str(tmp_path / "c2")]) == 1
+    assert (
+        main(["compare", str(missing_file), str(tiny_predictions), "--on", export, "--output", str(tmp_path / "c2")])
+        == 1
+    )
     assert f"missing: no prediction for 1 gold document(s): {doc_missing}" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in ("e1", "e2", "c1", "c2"))
 
 
-def test_compare_model_with_an_older_prediction_file(tiny_predictions, tiny_model, tiny_project, tmp_path,
-                                                     monkeypatch, capsys):
+def test_compare_model_with_an_older_prediction_file(
+    tiny_predictions, tiny_model, tiny_project, tmp_path, monkeypatch, capsys
+):
     # an "older version": the same predictions without any SUBSIDY_AMOUNT, saved as a file
     records = read_jsonl(tiny_predictions)
     older = [{**r, "entities": [e for e in r["entities"] if e["label"] != "SUBSIDY_AMOUNT"]} for r in records]
-    dropped = [(r["doc_id"], e["start"], e["end"]) for r in records for e in r["entities"]
-               if e["label"] == "SUBSIDY_AMOUNT"]
+    dropped = [
+        (r["doc_id"], e["start"], e["end"]) for r in records for e in r["entities"] if e["label"] == "SUBSIDY_AMOUNT"
+    ]
     assert dropped
     older_file = write_jsonl(tmp_path / "older.jsonl", older)
     monkeypatch.chdir(tmp_path)
-    assert main(["compare", str(older_file), str(tiny_model), "--on", str(tiny_project / "annotations" / "tiny.json"),
-                 "--samples", "200"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(older_file),
+                str(tiny_model),
+                "--on",
+                str(tiny_project / "annotations" / "tiny.json"),
+                "--samples",
+                "200",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     folder = tmp_path / "eval" / "compare-older-vs-tiny-v1"
     report = json.loads((folder / "report.json").read_text())
@@ -132,9 +179,25 @@ def test_compare_three_versions_on_the_dev_split(tiny_predictions, tiny_model, t
     records = read_jsonl(tiny_predictions)
     empty = write_jsonl(tmp_path / "nothing.jsonl", [{**r, "entities": []} for r in records])
     output = tmp_path / "three"
-    assert main(["compare", str(tiny_model), str(tiny_predictions), str(empty), "--on",
-                 str(tiny_project / "annotations" / "tiny.json"), "--split", "dev", "--samples", "100",
-                 "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tiny_model),
+                str(tiny_predictions),
+                str(empty),
+                "--on",
+                str(tiny_project / "annotations" / "tiny.json"),
+                "--split",
+                "dev",
+                "--samples",
+                "100",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     report = json.loads((output / "report.json").read_text())
     assert report["doc_ids"] == [TINY_DEV_DOC]
     # the prediction file shares the model's name; the second column gets a distinct one

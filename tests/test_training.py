@@ -7,14 +7,13 @@ import json
 import pytest
 
 from conftest import LABELS, TINY_DEV_DOC, TINY_TRAIN_DOCS
-from policy_ner.labelstudio.exports import load_documents
 from policy_ner.cli import main
-from policy_ner.scoring import evaluate
 from policy_ner.files import atomic_directory
-from policy_ner.model.predictor import Predictor
-from policy_ner.predict.outputs import read_predictions
-from policy_ner.model.predictor import predict_documents
+from policy_ner.labelstudio.exports import load_documents
+from policy_ner.model.predictor import Predictor, predict_documents
 from policy_ner.model.registry import read_model_card
+from policy_ner.predict.outputs import read_predictions
+from policy_ner.scoring import evaluate
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +36,15 @@ def test_model_finds_the_entities_it_was_trained_on(tiny_model, tiny_project):
 
 def test_model_directory_holds_weights_tokenizer_labels_and_card(tiny_model, tiny_project):
     names = {p.name for p in tiny_model.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "policy_ner.json", "model_card.json",
-            "README.md", "train_config.yaml"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "policy_ner.json",
+        "model_card.json",
+        "README.md",
+        "train_config.yaml",
+    } <= names
     card = read_model_card(tiny_model)
     assert card["data"]["dev_documents"] == [TINY_DEV_DOC]
     assert sorted(card["data"]["train_documents"]) == sorted(TINY_TRAIN_DOCS)
@@ -64,7 +70,7 @@ def test_predicted_offsets_are_exact_on_text_with_non_bmp_characters(tiny_model,
     found = predictor.predict_one(text)
     assert found, "the model should find entities in its own training document"
     for entity in found:
-        assert text[entity.start:entity.end] == entity.text
+        assert text[entity.start : entity.end] == entity.text
         assert entity.text == entity.text.strip()
     plain = {(e.label, e.text) for e in predictor.predict_one(original)}
     noisy = {(e.label, e.text) for e in found}
@@ -97,8 +103,9 @@ def test_cli_round_trip_train_evaluate_predict(tiny_model, tiny_project, tmp_pat
     # scoring the saved predictions gives the same figures as scoring the model directly
     subset = tmp_path / "subset.json"
     tasks = json.loads(export.read_text())
-    subset.write_text(json.dumps([t for t in tasks if t["data"]["doc_id"] in {r["doc_id"] for r in records}],
-                                 ensure_ascii=False))
+    subset.write_text(
+        json.dumps([t for t in tasks if t["data"]["doc_id"] in {r["doc_id"] for r in records}], ensure_ascii=False)
+    )
     assert main(["evaluate", str(output), str(subset), "--output", str(tmp_path / "from-file")]) == 0
     assert main(["evaluate", str(tiny_model), str(subset), "--output", str(tmp_path / "from-model")]) == 0
     from_file = json.loads((tmp_path / "from-file" / "report.json").read_text())
@@ -108,17 +115,17 @@ def test_cli_round_trip_train_evaluate_predict(tiny_model, tiny_project, tmp_pat
 
 def test_training_refuses_to_overwrite_a_version(tiny_model, tiny_project, capsys):
     before = (tiny_model / "model.safetensors").stat().st_mtime_ns
-    code = main(["train", str(tiny_project / "configs" / "tiny.yaml"), "--root", str(tiny_project),
-                 "--version", "tiny-v1"])
+    code = main(
+        ["train", str(tiny_project / "configs" / "tiny.yaml"), "--root", str(tiny_project), "--version", "tiny-v1"]
+    )
     assert code == 1 and "already exists" in capsys.readouterr().err
     assert (tiny_model / "model.safetensors").stat().st_mtime_ns == before
 
 
 def test_a_failed_write_leaves_no_partial_directory(tmp_path):
-    with pytest.raises(RuntimeError):
-        with atomic_directory(tmp_path / "v1") as scratch:
-            (scratch / "model.safetensors").write_bytes(b"half")
-            raise RuntimeError("crash while saving")
+    with pytest.raises(RuntimeError), atomic_directory(tmp_path / "v1") as scratch:
+        (scratch / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError("crash while saving")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,8 +144,12 @@ def test_a_local_hugging_face_directory_is_a_base_model(tiny_model, tiny_project
     from policy_ner.config import config_from_dict
     from policy_ner.train.run import train
 
-    raw = {**TINY_CONFIG, "name": "from-local", "model": {"base": str(tiny_model), "features": ["jieba"]},
-           "train": {**TINY_CONFIG["train"], "epochs": 2, "learning_rate": 1e-4}}
+    raw = {
+        **TINY_CONFIG,
+        "name": "from-local",
+        "model": {"base": str(tiny_model), "features": ["jieba"]},
+        "train": {**TINY_CONFIG["train"], "epochs": 2, "learning_rate": 1e-4},
+    }
     result = train(config_from_dict(raw), root=tiny_project, version="from-local", log=lambda _: None)
     card = read_model_card(result.model_dir)
     assert card["base_model"] == str(tiny_model) and card["data"]["vocab_files"] == 0
@@ -163,15 +174,20 @@ def test_pretrain_then_fine_tune_with_a_crf_head_from_the_checkpoint(tiny_projec
     config_path = tmp_path / "pre.yaml"
     config_path.write_text(yaml.safe_dump({**TINY_CONFIG, "name": "pre"}), encoding="utf-8")
     checkpoint = tmp_path / "pretrained"
-    assert main(["pretrain", str(config_path), "--output", str(checkpoint), "--epochs", "3", "--root",
-                 str(tiny_project)]) == 0
+    assert (
+        main(["pretrain", str(config_path), "--output", str(checkpoint), "--epochs", "3", "--root", str(tiny_project)])
+        == 0
+    )
     card = json.loads((checkpoint / "pretrain.json").read_text())
     assert card["epochs"] == 3 and len(card["losses"]) == 3 and card["losses"][-1] < card["losses"][0]
     assert main(["pretrain", str(config_path), "--output", str(checkpoint), "--root", str(tiny_project)]) == 1
 
-    raw = {**TINY_CONFIG, "name": "fine", "model": {"base": str(checkpoint), "features": ["jieba"],
-                                                    "conv_layers": 1, "crf": True},
-           "train": {**TINY_CONFIG["train"], "epochs": 15}}
+    raw = {
+        **TINY_CONFIG,
+        "name": "fine",
+        "model": {"base": str(checkpoint), "features": ["jieba"], "conv_layers": 1, "crf": True},
+        "train": {**TINY_CONFIG["train"], "epochs": 15},
+    }
     result = train(config_from_dict(raw), root=tiny_project, version="fine", log=lambda _: None)
     pretrained = load_file(checkpoint / "model.safetensors")
     fine = Predictor.from_pretrained(result.model_dir)
@@ -194,7 +210,7 @@ def test_the_fitted_features_travel_with_the_model(tiny_model, tiny_project):
     gazetteer = settings["features"]["gazetteer"]
     assert gazetteer["国家高新技术企业"] == "POLICY_TARGET"
     docs = tiny_documents(tiny_project)
-    trained_on = {d.text[s.start:s.end] for doc_id in TINY_TRAIN_DOCS for d in [docs[doc_id]] for s in d.spans}
+    trained_on = {d.text[s.start : s.end] for doc_id in TINY_TRAIN_DOCS for d in [docs[doc_id]] for s in d.spans}
     assert set(gazetteer) == {m for m in trained_on if len(m) >= 2}  # the dev document's mentions are not in it
     predictor = Predictor.from_pretrained(tiny_model)
     assert predictor.features.gazetteer == gazetteer
@@ -220,8 +236,11 @@ def test_weight_averaging_and_entity_weighting(tiny_project, tmp_path):
     average.load_into(layer)
     assert torch.allclose(layer.weight, torch.full((2, 2), 3.0))
 
-    raw = {**TINY_CONFIG, "model": {**TINY_CONFIG["model"], "crf": False},
-           "train": {**TINY_CONFIG["train"], "entity_weight": 3.0, "average_last": 5}}
+    raw = {
+        **TINY_CONFIG,
+        "model": {**TINY_CONFIG["model"], "crf": False},
+        "train": {**TINY_CONFIG["train"], "entity_weight": 3.0, "average_last": 5},
+    }
     config = config_from_dict(raw)
     assert entity_class_weights(config).tolist() == [1.0] + [3.0] * 6
     with pytest.raises(ConfigError, match="entity_weight"):

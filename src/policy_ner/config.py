@@ -9,8 +9,9 @@ typo never silently falls back to a default. `json_schema()` describes the same 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Iterable
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
@@ -126,7 +127,7 @@ class Config(_Section):
         return self.model_dump(mode="json")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Config":
+    def _consistent(self) -> Config:
         problems = _problems(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -148,8 +149,10 @@ def _problems(config: Config) -> list[str]:
     if window.max_length < 8:
         problems.append("window.max_length must be at least 8")
     if not 0 <= window.stride <= (window.max_length - 2) // 2:
-        problems.append("window.stride must be between 0 and half the window's content length "
-                        f"({(window.max_length - 2) // 2} for max_length {window.max_length})")
+        problems.append(
+            "window.stride must be between 0 and half the window's content length "
+            f"({(window.max_length - 2) // 2} for max_length {window.max_length})"
+        )
     problems += [f"model.features: {problem}" for problem in check_channels(config.model.features)]
     if config.model.conv_layers < 0 or config.model.conv_kernel < 1 or config.model.conv_kernel % 2 == 0:
         problems.append("model.conv_layers must be >= 0 and model.conv_kernel a positive odd number")
@@ -203,9 +206,17 @@ def json_schema() -> dict[str, Any]:
     return Config.model_json_schema()
 
 
-_EXPECTED = {"int_type": "int", "int_parsing": "int", "float_type": "float", "float_parsing": "float",
-             "bool_type": "bool", "string_type": "str", "list_type": "a list", "model_type": "a mapping",
-             "dict_type": "a mapping"}
+_EXPECTED = {
+    "int_type": "int",
+    "int_parsing": "int",
+    "float_type": "float",
+    "float_parsing": "float",
+    "bool_type": "bool",
+    "string_type": "str",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+}
 
 
 def _describe(error: dict) -> str:

@@ -30,12 +30,21 @@ class ManifestEntry:
 MANIFEST_COLUMNS = [f.name for f in fields(ManifestEntry)]
 
 
-def manifest_entry(path: Path, base: Path, source: str, licence: str, group: str | None = None,
-                   genre: str = "") -> ManifestEntry:
+def manifest_entry(
+    path: Path, base: Path, source: str, licence: str, group: str | None = None, genre: str = ""
+) -> ManifestEntry:
     """The entry of `path`; `group` defaults to the document's own id (a source of its own)."""
     text = path.read_text(encoding="utf-8")
-    return ManifestEntry(doc_id=path.stem, file=str(path.relative_to(base)), source=source, licence=licence,
-                         sha256=sha256_file(path), chars=len(text), group=group or path.stem, genre=genre)
+    return ManifestEntry(
+        doc_id=path.stem,
+        file=str(path.relative_to(base)),
+        source=source,
+        licence=licence,
+        sha256=sha256_file(path),
+        chars=len(text),
+        group=group or path.stem,
+        genre=genre,
+    )
 
 
 def write_manifest(entries: list[ManifestEntry], path: str | Path) -> Path:
@@ -57,8 +66,9 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
         reader = csv.DictReader(handle)
         missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path}: manifest lacks the column(s) {', '.join(missing)} "
-                             "(rebuild it with make manifest)")
+            raise ValueError(
+                f"{path}: manifest lacks the column(s) {', '.join(missing)} (rebuild it with make manifest)"
+            )
         entries = []
         for row in reader:
             where = f"{path}:{reader.line_num}"
@@ -91,8 +101,9 @@ def verify_manifest(path: str | Path) -> list[str]:
         elif sha256_file(file) != entry.sha256:
             problems.append(f"{entry.doc_id}: {entry.file} changed (sha256 differs from the manifest)")
     listed = {base / e.file for e in entries}
-    problems += [f"{p.relative_to(base)} is not in the manifest" for p in sorted(base.rglob("*.txt"))
-                 if p not in listed]
+    problems += [
+        f"{p.relative_to(base)} is not in the manifest" for p in sorted(base.rglob("*.txt")) if p not in listed
+    ]
     doc_ids = [e.doc_id for e in entries]
     problems += [f"doc id {d} is listed twice" for d in sorted({d for d in doc_ids if doc_ids.count(d) > 1})]
     return problems

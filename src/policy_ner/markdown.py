@@ -3,7 +3,8 @@ cards, the registry, cross-validation)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def escape(value: Any) -> str:
@@ -14,7 +15,7 @@ def escape(value: Any) -> str:
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
     """A GitHub-flavoured Markdown table. `align` has one character per column, `l` (the default for
     missing ones) or `r`; cells are escaped."""
-    marks = ["---:" if (align[i:i + 1] == "r") else "---" for i in range(len(header))]
+    marks = ["---:" if (align[i : i + 1] == "r") else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(escape(h) for h in header) + " |", "|" + "|".join(marks) + "|"]
     for row in rows:
         if len(row) != len(header):

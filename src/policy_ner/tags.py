@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .types import Span
 
@@ -38,6 +38,8 @@ def spans_from_tags(tags: Sequence[str]) -> list[Span]:
 
 def iob2_transitions(tags: Sequence[str]) -> tuple[list[list[bool]], list[bool]]:
     """(allowed[prev][next], allowed_first[tag]) under IOB2: `I-X` only after `B-X` or `I-X`."""
-    allowed = [[not tag.startswith("I-") or (prev[2:] == tag[2:] and prev[:2] in ("B-", "I-")) for tag in tags]
-               for prev in tags]
+    allowed = [
+        [not tag.startswith("I-") or (prev[2:] == tag[2:] and prev[:2] in ("B-", "I-")) for tag in tags]
+        for prev in tags
+    ]
     return allowed, [not tag.startswith("I-") for tag in tags]

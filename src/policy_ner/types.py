@@ -16,7 +16,7 @@ class Span:
     label: str
 
     def text_in(self, text: str) -> str:
-        return text[self.start:self.end]
+        return text[self.start : self.end]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..config import ConfigError
 from ..labelstudio.exports import AnnotationError
@@ -20,8 +20,15 @@ from ..scoring import EvaluationInputError
 from . import config, data, evaluate, exports, labelstudio, models, predict, train
 
 GROUPS = (exports, labelstudio, train, evaluate, predict, models, data, config)
-USER_ERRORS = (AnnotationError, ConfigError, EvaluationInputError, FileNotFoundError, FileExistsError, ValueError,
-               LabelStudioError)
+USER_ERRORS = (
+    AnnotationError,
+    ConfigError,
+    EvaluationInputError,
+    FileNotFoundError,
+    FileExistsError,
+    ValueError,
+    LabelStudioError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,9 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="policy-ner", description="Entities in Chinese policy documents: annotations in Label Studio, "
-        "training, evaluation, comparison and batch prediction.", epilog="example: policy-ner train "
-        "configs/default.yaml; policy-ner COMMAND --help shows each command's options and an example.")
+        prog="policy-ner",
+        description="Entities in Chinese policy documents: annotations in Label Studio, "
+        "training, evaluation, comparison and batch prediction.",
+        epilog="example: policy-ner train "
+        "configs/default.yaml; policy-ner COMMAND --help shows each command's options and an example.",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(commands)

@@ -9,11 +9,15 @@ import shlex
 DEFAULT_CONFIG = "configs/default.yaml"
 
 
-def command(commands, name: str, help: str, example: str, description: str | None = None
-            ) -> argparse.ArgumentParser:
+def command(commands, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with an example invocation."""
-    return commands.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def group(commands, name: str, help: str):

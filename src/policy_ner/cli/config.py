@@ -12,12 +12,20 @@ from .common import command, group
 
 def register(commands) -> None:
     actions = group(commands, "config", "training configs: check one, or the JSON Schema for editors")
-    check = command(actions, "check", "validate a config and print it with every default filled in",
-                    "policy-ner config check configs/default.yaml")
+    check = command(
+        actions,
+        "check",
+        "validate a config and print it with every default filled in",
+        "policy-ner config check configs/default.yaml",
+    )
     check.add_argument("config", type=Path)
     check.set_defaults(handler=cmd_check)
-    schema = command(actions, "schema", "write the JSON Schema of training configs",
-                     "policy-ner config schema --output configs/schema.json")
+    schema = command(
+        actions,
+        "schema",
+        "write the JSON Schema of training configs",
+        "policy-ner config schema --output configs/schema.json",
+    )
     schema.add_argument("--output", type=Path, help="file to write (default: standard output)")
     schema.set_defaults(handler=cmd_schema)
 

@@ -10,8 +10,9 @@ from .common import command, group
 
 def register(commands) -> None:
     actions = group(commands, "data", "raw document manifest")
-    verify = command(actions, "verify", "check data/ files against the manifest's sha256",
-                     "policy-ner data verify data/manifest.csv")
+    verify = command(
+        actions, "verify", "check data/ files against the manifest's sha256", "policy-ner data verify data/manifest.csv"
+    )
     verify.add_argument("manifest", type=Path, nargs="?", default=Path("data/manifest.csv"))
     verify.set_defaults(handler=cmd_verify)
 

@@ -13,10 +13,15 @@ from .common import command, config_option, group
 
 def register(commands) -> None:
     actions = group(commands, "annotations", "check and summarise Label Studio exports")
-    validate = command(actions, "validate", "report every problem in the exports",
-                       "policy-ner annotations validate annotations/*.json")
-    stats = command(actions, "stats", "spans per label and document, span lengths",
-                    "policy-ner annotations stats annotations/corpus-v1.json --json")
+    validate = command(
+        actions, "validate", "report every problem in the exports", "policy-ner annotations validate annotations/*.json"
+    )
+    stats = command(
+        actions,
+        "stats",
+        "spans per label and document, span lengths",
+        "policy-ner annotations stats annotations/corpus-v1.json --json",
+    )
     stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
     for parser, handler in ((validate, cmd_validate), (stats, cmd_stats)):
         parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -46,8 +51,7 @@ def cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(asdict(stats), ensure_ascii=False, indent=2))
         return 0
-    print(f"{stats.documents} documents, {stats.characters:,} characters, "
-          f"{sum(stats.spans_per_label.values())} spans")
+    print(f"{stats.documents} documents, {stats.characters:,} characters, {sum(stats.spans_per_label.values())} spans")
     print("\nspans per label:")
     for label, count in stats.spans_per_label.items():
         print(f"  {label:<20} {count:>6}")

@@ -15,37 +15,62 @@ from .common import command, config_option, group
 
 def register(commands) -> None:
     actions = group(commands, "ls", "Label Studio: the labelling config, push documents, pull annotations")
-    config = command(actions, "config", "write the labelling config XML for the label set",
-                     "policy-ner ls config --output annotations/labeling_config.xml")
+    config = command(
+        actions,
+        "config",
+        "write the labelling config XML for the label set",
+        "policy-ner ls config --output annotations/labeling_config.xml",
+    )
     config_option(config)
     config.add_argument("--output", type=Path, help="file to write (default: standard output)")
     config.set_defaults(handler=cmd_config)
 
-    push_cmd = command(actions, "push", "import documents as tasks, with the model's pre-annotations",
-                       "policy-ner ls push data/raw --url http://127.0.0.1:8080 --project policy-ner "
-                       "--model models/<version> --order uncertainty")
+    push_cmd = command(
+        actions,
+        "push",
+        "import documents as tasks, with the model's pre-annotations",
+        "policy-ner ls push data/raw --url http://127.0.0.1:8080 --project policy-ner "
+        "--model models/<version> --order uncertainty",
+    )
     _server_options(push_cmd)
-    push_cmd.add_argument("documents", nargs="+", type=Path, metavar="DOCS",
-                          help=".txt files or folders of them (doc id = file name without .txt)")
+    push_cmd.add_argument(
+        "documents",
+        nargs="+",
+        type=Path,
+        metavar="DOCS",
+        help=".txt files or folders of them (doc id = file name without .txt)",
+    )
     push_cmd.add_argument("--model", type=Path, metavar="MODEL_DIR", help="attach this model's predictions")
-    push_cmd.add_argument("--order", choices=ORDERS, default="input",
-                          help="import order of new tasks; uncertainty: least sure first (needs --model)")
+    push_cmd.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="input",
+        help="import order of new tasks; uncertainty: least sure first (needs --model)",
+    )
     push_cmd.set_defaults(handler=cmd_push)
 
-    pull_cmd = command(actions, "pull", "export the project's annotations, validate and save them",
-                       "policy-ner ls pull --url http://127.0.0.1:8080 --project policy-ner "
-                       "--output annotations/corpus-v2.json")
+    pull_cmd = command(
+        actions,
+        "pull",
+        "export the project's annotations, validate and save them",
+        "policy-ner ls pull --url http://127.0.0.1:8080 --project policy-ner --output annotations/corpus-v2.json",
+    )
     _server_options(pull_cmd)
     pull_cmd.add_argument("--output", type=Path, required=True, metavar="annotations/NAME-vN.json")
-    pull_cmd.add_argument("--previous", type=Path, metavar="EXPORT.json",
-                          help="version to diff against (default: the highest NAME-vM.json below N beside OUTPUT)")
+    pull_cmd.add_argument(
+        "--previous",
+        type=Path,
+        metavar="EXPORT.json",
+        help="version to diff against (default: the highest NAME-vM.json below N beside OUTPUT)",
+    )
     pull_cmd.set_defaults(handler=cmd_pull)
 
 
 def _server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", required=True, help="Label Studio address, e.g. http://127.0.0.1:8080")
-    parser.add_argument("--api-key", help=f"API token (default: ${API_KEY_ENV}, which keeps it out of your "
-                                          f"shell history)")
+    parser.add_argument(
+        "--api-key", help=f"API token (default: ${API_KEY_ENV}, which keeps it out of your shell history)"
+    )
     parser.add_argument("--project", required=True, metavar="NAME", help="project title")
     config_option(parser)
 

@@ -11,8 +11,9 @@ from .common import command, group
 
 def register(commands) -> None:
     actions = group(commands, "models", "the model registry")
-    listing = command(actions, "list", "every version in models/ with its card's facts",
-                      "policy-ner models list --json")
+    listing = command(
+        actions, "list", "every version in models/ with its card's facts", "policy-ner models list --json"
+    )
     listing.add_argument("--models-dir", type=Path, default=Path("models"))
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=cmd_list)

@@ -12,8 +12,12 @@ from .common import command, log
 
 
 def register(commands) -> None:
-    train = command(commands, "train", "fine-tune a model from a YAML config",
-                    "policy-ner train configs/default.yaml --version 2026-12-v1")
+    train = command(
+        commands,
+        "train",
+        "fine-tune a model from a YAML config",
+        "policy-ner train configs/default.yaml --version 2026-12-v1",
+    )
     train.add_argument("config", type=Path)
     train.add_argument("--version", help="model version name (default: timestamp-configname)")
     train.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
@@ -21,14 +25,22 @@ def register(commands) -> None:
     train.add_argument("--runs-dir", type=Path, help="where training/<version>/ goes (default ROOT/training)")
     train.set_defaults(handler=cmd_train)
 
-    pretrain = command(commands, "pretrain", "masked-language-model pretraining of the config's encoder on the "
-                       "project's raw texts (and --corpus); fine-tune with model.base: OUTPUT",
-                       "policy-ner pretrain configs/default.yaml --corpus data/pretrain/corpus.jsonl --whole-word "
-                       "--steps 12000 --output encoders/policy-char-bert")
+    pretrain = command(
+        commands,
+        "pretrain",
+        "masked-language-model pretraining of the config's encoder on the "
+        "project's raw texts (and --corpus); fine-tune with model.base: OUTPUT",
+        "policy-ner pretrain configs/default.yaml --corpus data/pretrain/corpus.jsonl --whole-word "
+        "--steps 12000 --output encoders/policy-char-bert",
+    )
     pretrain.add_argument("config", type=Path)
     pretrain.add_argument("--output", type=Path, required=True, help="checkpoint folder to write (must not exist)")
-    pretrain.add_argument("--corpus", type=Path, help="JSONL corpus to pretrain on besides the project's texts "
-                                                      "(make pretrain-corpus writes data/pretrain/corpus.jsonl)")
+    pretrain.add_argument(
+        "--corpus",
+        type=Path,
+        help="JSONL corpus to pretrain on besides the project's texts "
+        "(make pretrain-corpus writes data/pretrain/corpus.jsonl)",
+    )
     length = pretrain.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, default=0, help="optimizer steps (default: from --epochs)")
     length.add_argument("--epochs", type=float, default=20.0, help="passes over the windows (default 20)")
@@ -37,8 +49,12 @@ def register(commands) -> None:
     pretrain.add_argument("--warmup-ratio", type=float, default=0.05)
     pretrain.add_argument("--mask-probability", type=float, default=0.15)
     pretrain.add_argument("--whole-word", action="store_true", help="mask whole jieba words, not single characters")
-    pretrain.add_argument("--corpus-min-char-count", type=int, default=5,
-                          help="corpus characters seen fewer times stay out of a scratch vocabulary (default 5)")
+    pretrain.add_argument(
+        "--corpus-min-char-count",
+        type=int,
+        default=5,
+        help="corpus characters seen fewer times stay out of a scratch vocabulary (default 5)",
+    )
     pretrain.add_argument("--run-dir", type=Path, help="checkpoint, log and tokenized data (default OUTPUT.run)")
     pretrain.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default 500)")
     pretrain.add_argument("--log-every", type=int, default=50, help="steps between log lines (default 50)")
@@ -51,8 +67,15 @@ def register(commands) -> None:
 def cmd_train(args) -> int:
     from ..train.run import train  # torch and transformers load only for the commands that need them
 
-    result = train(load_config(args.config), root=args.root, config_path=args.config, models_dir=args.models_dir,
-                   runs_dir=args.runs_dir, version=args.version, log=log)
+    result = train(
+        load_config(args.config),
+        root=args.root,
+        config_path=args.config,
+        models_dir=args.models_dir,
+        runs_dir=args.runs_dir,
+        version=args.version,
+        log=log,
+    )
     if result.dev_metrics:
         print(f"\ndev metrics ({len(result.split.dev)} documents, strict entity level):")
         print(scores_table(result.dev_metrics))
@@ -67,10 +90,18 @@ def cmd_pretrain(args) -> int:
 
     config = load_config(args.config)
     options = PretrainOptions(
-        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        warmup_ratio=args.warmup_ratio, mask_probability=args.mask_probability, whole_word=args.whole_word,
-        corpus=str(args.corpus) if args.corpus else None, corpus_min_char_count=args.corpus_min_char_count,
-        checkpoint_every=args.checkpoint_every, log_every=args.log_every)
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        warmup_ratio=args.warmup_ratio,
+        mask_probability=args.mask_probability,
+        whole_word=args.whole_word,
+        corpus=str(args.corpus) if args.corpus else None,
+        corpus_min_char_count=args.corpus_min_char_count,
+        checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every,
+    )
     set_threads(config.train.threads if args.threads is None else args.threads)
     documents = load_documents(resolve_annotation_files(config.data.annotations, args.root), config.labels)
     texts = list(dict.fromkeys(vocabulary_texts(config, documents, args.root)[0]))

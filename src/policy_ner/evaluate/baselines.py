@@ -14,29 +14,37 @@ Each is a `Tagger`: `fit(documents)` then `predict(texts)` gives entities with e
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
-from ..types import Document, Span
-from ..tags import char_tags, spans_from_tags
-from ..types import Entity
-from ..features.channels import SUPPORT_IN_CLAUSE, amount_spans, gazetteer_from, gazetteer_matches, mention_votes, support_before
+from ..features.channels import (
+    SUPPORT_IN_CLAUSE,
+    amount_spans,
+    gazetteer_from,
+    gazetteer_matches,
+    mention_votes,
+    support_before,
+)
 from ..features.lexicon import lac_feature_id, lac_features, sentence_chunks, word_boundaries
+from ..tags import char_tags, spans_from_tags
+from ..types import Document, Entity, Span
 
 
 class Tagger(Protocol):
     name: str
 
-    def fit(self, documents: Sequence[Document]) -> "Tagger": ...
+    def fit(self, documents: Sequence[Document]) -> Tagger: ...
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]: ...
 
 
 def entities_from_spans(text: str, spans: Sequence[Span], score: float = 1.0) -> list[Entity]:
-    return [Entity(s.label, s.start, s.end, text[s.start:s.end], score) for s in spans]
+    return [Entity(s.label, s.start, s.end, text[s.start : s.end], score) for s in spans]
 
 
 # --- word list + regex ---------------------------------------------------------------------------
+
 
 @dataclass
 class WordListTagger:
@@ -47,26 +55,36 @@ class WordListTagger:
     name: str = "wordlist"
     lexicon: dict[str, str] = field(default_factory=dict)
 
-    def fit(self, documents: Sequence[Document]) -> "WordListTagger":
-        self.lexicon = {mention: label for mention, label in gazetteer_from(mention_votes(documents)).items()
-                        if label != self.amount_label}
+    def fit(self, documents: Sequence[Document]) -> WordListTagger:
+        self.lexicon = {
+            mention: label
+            for mention, label in gazetteer_from(mention_votes(documents)).items()
+            if label != self.amount_label
+        }
         return self
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         return [entities_from_spans(text, self._spans(text)) for text in texts]
 
     def _spans(self, text: str) -> list[Span]:
-        amounts = [Span(start, end, self.amount_label) for start, end in amount_spans(text)
-                   if support_before(text, start) == SUPPORT_IN_CLAUSE]
+        amounts = [
+            Span(start, end, self.amount_label)
+            for start, end in amount_spans(text)
+            if support_before(text, start) == SUPPORT_IN_CLAUSE
+        ]
         taken = set()
         for span in amounts:
             taken.update(range(span.start, span.end))
-        mentions = [Span(start, end, label) for start, end, label in gazetteer_matches(text, self.lexicon)
-                    if not taken.intersection(range(start, end))]
+        mentions = [
+            Span(start, end, label)
+            for start, end, label in gazetteer_matches(text, self.lexicon)
+            if not taken.intersection(range(start, end))
+        ]
         return sorted(amounts + mentions, key=lambda s: s.start)
 
 
 # --- feature CRF ---------------------------------------------------------------------------------
+
 
 def char_class(char: str) -> str:
     if char.isspace():
@@ -121,7 +139,7 @@ class CrfTagger:
     name: str = "crf"
     model: object = None
 
-    def fit(self, documents: Sequence[Document]) -> "CrfTagger":
+    def fit(self, documents: Sequence[Document]) -> CrfTagger:
         import sklearn_crfsuite
 
         features, targets = [], []
@@ -130,8 +148,9 @@ class CrfTagger:
             for start, end in sentence_chunks(doc.text):
                 features.append(crf_features(doc.text[start:end]))
                 targets.append(tags[start:end])
-        self.model = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=self.c1, c2=self.c2,
-                                          max_iterations=self.max_iterations, all_possible_transitions=True)
+        self.model = sklearn_crfsuite.CRF(
+            algorithm="lbfgs", c1=self.c1, c2=self.c2, max_iterations=self.max_iterations, all_possible_transitions=True
+        )
         self.model.fit(features, targets)
         return self
 
@@ -142,13 +161,15 @@ class CrfTagger:
 
     def _spans(self, text: str) -> list[Span]:
         pieces = list(sentence_chunks(text))
-        tags = [tag for sentence in self.model.predict([crf_features(text[s:e]) for s, e in pieces])
-                for tag in sentence]
+        tags = [
+            tag for sentence in self.model.predict([crf_features(text[s:e]) for s, e in pieces]) for tag in sentence
+        ]
         # An entity never continues over a sentence cut (the chunks end after 。；！？ or a newline).
         return spans_from_tags(tags)
 
 
 # --- LAC -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class LacOrgTagger:
@@ -157,7 +178,7 @@ class LacOrgTagger:
     label: str = "ORG"
     name: str = "lac"
 
-    def fit(self, documents: Sequence[Document]) -> "LacOrgTagger":
+    def fit(self, documents: Sequence[Document]) -> LacOrgTagger:
         return self
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:

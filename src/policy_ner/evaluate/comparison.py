@@ -6,16 +6,16 @@ paired bootstrap intervals, and the documents and entities on which the systems 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from . import metrics
-from ..types import Document, Span
-from ..scoring import EvaluationInputError, PredictedDocument, align, check_labels, evaluate, predicted_documents
 from ..files import sha256_file
 from ..labelstudio.exports import load_documents
 from ..model.registry import MODEL_CARD_FILE, read_model_card, read_model_settings
+from ..scoring import EvaluationInputError, PredictedDocument, align, check_labels, evaluate, predicted_documents
+from ..types import Document, Span
+from . import metrics
 from .evaluation import EvaluationReport, build_report
 
 
@@ -47,8 +47,7 @@ def open_source(path: str | Path) -> SystemSource:
 def source_predictions(source: SystemSource, gold: Sequence[Document]) -> dict[str, PredictedDocument]:
     """Run the model on the gold texts, or read the prediction file (every record, checked)."""
     if source.kind == "model":
-        from ..model.predictor import Predictor
-        from ..model.predictor import predict_documents
+        from ..model.predictor import Predictor, predict_documents
 
         return predict_documents(Predictor.from_pretrained(source.path), gold)
     from ..predict.outputs import read_predictions
@@ -107,16 +106,28 @@ class Comparison:
 
 
 def _score_rows(result, intervals: dict) -> dict:
-    rows = {**{label: result.per_label[label] for label in result.per_label},
-            "micro avg": result.micro, "macro avg": result.macro}
-    return {name: {**asdict(s), "intervals": {k: asdict(v) for k, v in intervals[name].items()}}
-            for name, s in rows.items()}
+    rows = {
+        **{label: result.per_label[label] for label in result.per_label},
+        "micro avg": result.micro,
+        "macro avg": result.macro,
+    }
+    return {
+        name: {**asdict(s), "intervals": {k: asdict(v) for k, v in intervals[name].items()}} for name, s in rows.items()
+    }
 
 
-def compare_systems(gold: Sequence[Document], systems: Mapping[str, Mapping[str, PredictedDocument]],
-                    labels: Sequence[str], *, sources: Sequence[SystemSource] = (), samples: int = 1000,
-                    seed: int = 0, confidence: float = 0.95, context: Mapping | None = None,
-                    context_chars: int = metrics.CONTEXT_CHARS) -> Comparison:
+def compare_systems(
+    gold: Sequence[Document],
+    systems: Mapping[str, Mapping[str, PredictedDocument]],
+    labels: Sequence[str],
+    *,
+    sources: Sequence[SystemSource] = (),
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    context: Mapping | None = None,
+    context_chars: int = metrics.CONTEXT_CHARS,
+) -> Comparison:
     """Score every system on `gold` and compare each with the first. Every system must have a
     prediction for every gold document, with the gold text (EvaluationInputError naming the system
     and the doc id otherwise)."""
@@ -141,8 +152,10 @@ def compare_systems(gold: Sequence[Document], systems: Mapping[str, Mapping[str,
     deltas = {}
     for name in names[1:]:
         paired = metrics.paired_bootstrap(counts[baseline], counts[name], labels, samples, seed, confidence)
-        deltas[name] = {row: {k: {**asdict(d), "excludes_zero": d.excludes_zero} for k, d in by_metric.items()}
-                        for row, by_metric in paired.items()}
+        deltas[name] = {
+            row: {k: {**asdict(d), "excludes_zero": d.excludes_zero} for k, d in by_metric.items()}
+            for row, by_metric in paired.items()
+        }
 
     disagreements, documents = [], []
     for i, doc in enumerate(gold):
@@ -155,10 +168,19 @@ def compare_systems(gold: Sequence[Document], systems: Mapping[str, Mapping[str,
             continue
         gold_spans = set(doc.spans)
         for span in differing:
-            disagreements.append(Disagreement(
-                doc.doc_id, span.label, span.start, span.end, span.text_in(doc.text),
-                doc.text[max(0, span.start - context_chars):span.start], doc.text[span.end:span.end + context_chars],
-                predicted_by[span], span in gold_spans))
+            disagreements.append(
+                Disagreement(
+                    doc.doc_id,
+                    span.label,
+                    span.start,
+                    span.end,
+                    span.text_in(doc.text),
+                    doc.text[max(0, span.start - context_chars) : span.start],
+                    doc.text[span.end : span.end + context_chars],
+                    predicted_by[span],
+                    span in gold_spans,
+                )
+            )
         row = {"doc_id": doc.doc_id, "disagreements": len(differing), "gold": len(doc.spans)}
         for name in names:
             tp, pred, gold_n = (int(x) for x in counts[name][i].sum(0))
@@ -167,14 +189,34 @@ def compare_systems(gold: Sequence[Document], systems: Mapping[str, Mapping[str,
 
     sources = list(sources) or [SystemSource(name, "", "") for name in names]
     return Comparison(
-        systems=[{"name": name, "path": s.path, "kind": s.kind,
-                  "version": (s.card or {}).get("version"), "base_model": (s.card or {}).get("base_model"),
-                  "created": (s.card or {}).get("created")} for name, s in zip(names, sources)],
-        labels=list(labels), doc_ids=[doc.doc_id for doc in gold], scores=scores, deltas=deltas,
-        documents=documents, disagreements=disagreements, default_mode_micro_f1=lenient,
-        bootstrap={"samples": samples, "seed": seed, "confidence": confidence, "unit": "document", "paired": True,
-                   "note": metrics.bootstrap_note(len(gold))},
-        context=dict(context or {}))
+        systems=[
+            {
+                "name": name,
+                "path": s.path,
+                "kind": s.kind,
+                "version": (s.card or {}).get("version"),
+                "base_model": (s.card or {}).get("base_model"),
+                "created": (s.card or {}).get("created"),
+            }
+            for name, s in zip(names, sources)
+        ],
+        labels=list(labels),
+        doc_ids=[doc.doc_id for doc in gold],
+        scores=scores,
+        deltas=deltas,
+        documents=documents,
+        disagreements=disagreements,
+        default_mode_micro_f1=lenient,
+        bootstrap={
+            "samples": samples,
+            "seed": seed,
+            "confidence": confidence,
+            "unit": "document",
+            "paired": True,
+            "note": metrics.bootstrap_note(len(gold)),
+        },
+        context=dict(context or {}),
+    )
 
 
 def select_documents(gold: Sequence[Document], split: str, sources: Sequence[SystemSource]) -> list[Document]:
@@ -194,27 +236,51 @@ def select_documents(gold: Sequence[Document], split: str, sources: Sequence[Sys
 
 def run_context(exports: Sequence[str | Path], split: str, command: str, samples: int, seed: int) -> dict:
     """What a report records of how it was made: the gold files (with sha256), split, command, time."""
-    return {"gold_files": [{"path": str(p), "sha256": sha256_file(p)} for p in exports], "split": split,
-            "command": command, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "bootstrap": {"samples": samples, "seed": seed}}
+    return {
+        "gold_files": [{"path": str(p), "sha256": sha256_file(p)} for p in exports],
+        "split": split,
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "bootstrap": {"samples": samples, "seed": seed},
+    }
 
 
-def evaluate_source(path: str | Path, exports: Sequence[str | Path], fallback_labels: Callable[[], Sequence[str]], *,
-                    split: str = "all", samples: int = 1000, seed: int = 0, command: str = "") -> EvaluationReport:
+def evaluate_source(
+    path: str | Path,
+    exports: Sequence[str | Path],
+    fallback_labels: Callable[[], Sequence[str]],
+    *,
+    split: str = "all",
+    samples: int = 1000,
+    seed: int = 0,
+    command: str = "",
+) -> EvaluationReport:
     """The evaluation report of a model directory or prediction file on the gold `exports`. A model
     brings its own label set; a prediction file is scored with `fallback_labels()` (e.g. a config's)."""
     source = open_source(path)
     labels = source.labels or list(fallback_labels())
     gold = select_documents(load_documents(exports, labels), split, [source])
-    context = {"model": source.name, "source": source.path, **run_context(exports, split, command, samples, seed),
-               "documents": len(gold), "base_model": (source.card or {}).get("base_model"),
-               "model_card": source.card}
+    context = {
+        "model": source.name,
+        "source": source.path,
+        **run_context(exports, split, command, samples, seed),
+        "documents": len(gold),
+        "base_model": (source.card or {}).get("base_model"),
+        "model_card": source.card,
+    }
     return build_report(gold, source_predictions(source, gold), labels, samples=samples, seed=seed, context=context)
 
 
-def compare_sources(paths: Sequence[str | Path], exports: Sequence[str | Path],
-                    fallback_labels: Callable[[], Sequence[str]], *,
-                    split: str = "all", samples: int = 1000, seed: int = 0, command: str = "") -> Comparison:
+def compare_sources(
+    paths: Sequence[str | Path],
+    exports: Sequence[str | Path],
+    fallback_labels: Callable[[], Sequence[str]],
+    *,
+    split: str = "all",
+    samples: int = 1000,
+    seed: int = 0,
+    command: str = "",
+) -> Comparison:
     """`compare_systems` over model directories and prediction files; models must share one label set,
     which prediction files are scored with (`fallback_labels()` when only prediction files are given)."""
     sources = [open_source(path) for path in paths]
@@ -222,13 +288,17 @@ def compare_sources(paths: Sequence[str | Path], exports: Sequence[str | Path],
         raise ValueError("compare needs at least two versions (A B [C ...])")
     label_sets = {tuple(s.labels) for s in sources if s.labels}
     if len(label_sets) > 1:
-        raise ValueError("the models have different label sets: "
-                         + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels))
+        raise ValueError(
+            "the models have different label sets: "
+            + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels)
+        )
     labels = list(label_sets.pop()) if label_sets else list(fallback_labels())
     gold = select_documents(load_documents(exports, labels), split, sources)
     names = unique_names([s.name for s in sources])
     systems = {name: source_predictions(source, gold) for name, source in zip(names, sources)}
-    context = {"model": " vs ".join(names), **run_context(exports, split, command, samples, seed),
-               "documents": len(gold)}
+    context = {
+        "model": " vs ".join(names),
+        **run_context(exports, split, command, samples, seed),
+        "documents": len(gold),
+    }
     return compare_systems(gold, systems, labels, sources=sources, samples=samples, seed=seed, context=context)
-

@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -46,8 +46,9 @@ class Fold:
     """What the fold holds out when it is not just a share of the groups (leave-one-genre-out: the genre)."""
 
 
-def assign_folds(documents: Sequence[Document], k: int, seed: int = 13,
-                 groups: Mapping[str, str] | None = None) -> list[Fold]:
+def assign_folds(
+    documents: Sequence[Document], k: int, seed: int = 13, groups: Mapping[str, str] | None = None
+) -> list[Fold]:
     """Deterministic folds of whole groups, balanced by size.
 
     `groups` maps doc ids to their group; a document it does not name, and every document when it is
@@ -67,7 +68,7 @@ def assign_folds(documents: Sequence[Document], k: int, seed: int = 13,
 
     members: list[list[Document]] = [[] for _ in range(k)]
     sizes = [0] * k
-    for name, docs in sorted(units.items(), key=lambda u: (-sum(len(d.text) for d in u[1]), salted(u[0]))):
+    for _name, docs in sorted(units.items(), key=lambda u: (-sum(len(d.text) for d in u[1]), salted(u[0]))):
         target = min(range(k), key=lambda i: (sizes[i], i))
         members[target] += docs
         sizes[target] += sum(len(d.text) for d in docs)
@@ -90,10 +91,14 @@ def genre_folds(documents: Sequence[Document], genres: Mapping[str, str]) -> lis
         if doc.doc_id in genres:
             by_genre.setdefault(genres[doc.doc_id], []).append(doc)
     if len(by_genre) < 2:
-        raise ValueError(f"leave-one-genre-out needs documents of at least 2 genres, found {sorted(by_genre) or 'none'}")
+        raise ValueError(
+            f"leave-one-genre-out needs documents of at least 2 genres, found {sorted(by_genre) or 'none'}"
+        )
     names = sorted(by_genre)
-    return [dataclasses.replace(fold, name=name)
-            for fold, name in zip(folds_from_tests(documents, [by_genre[n] for n in names]), names)]
+    return [
+        dataclasses.replace(fold, name=name)
+        for fold, name in zip(folds_from_tests(documents, [by_genre[n] for n in names]), names)
+    ]
 
 
 def folds_from_tests(documents: Sequence[Document], tests: Sequence[Sequence[Document]]) -> list[Fold]:
@@ -101,8 +106,9 @@ def folds_from_tests(documents: Sequence[Document], tests: Sequence[Sequence[Doc
     folds = []
     for index, test in enumerate(tests):
         test_ids = {d.doc_id for d in test}
-        folds.append(Fold(index, [d for d in documents if d.doc_id not in test_ids],
-                          sorted(test, key=lambda d: order[d.doc_id])))
+        folds.append(
+            Fold(index, [d for d in documents if d.doc_id not in test_ids], sorted(test, key=lambda d: order[d.doc_id]))
+        )
     return folds
 
 
@@ -155,11 +161,25 @@ class CrossValidation:
         return {
             "labels": self.labels,
             "grouping": self.grouping,
-            "folds": [{"index": f.index, **({"name": f.name} if f.name else {}),
-                       "test_documents": [d.doc_id for d in f.test],
-                       "test_characters": sum(len(d.text) for d in f.test)} for f in self.folds],
-            "per_fold": [{"system": s.system, "fold": s.fold, "seconds": s.seconds,
-                          "strict": s.strict.to_dict(), "overlap": s.overlap} for s in self.fold_scores],
+            "folds": [
+                {
+                    "index": f.index,
+                    **({"name": f.name} if f.name else {}),
+                    "test_documents": [d.doc_id for d in f.test],
+                    "test_characters": sum(len(d.text) for d in f.test),
+                }
+                for f in self.folds
+            ],
+            "per_fold": [
+                {
+                    "system": s.system,
+                    "fold": s.fold,
+                    "seconds": s.seconds,
+                    "strict": s.strict.to_dict(),
+                    "overlap": s.overlap,
+                }
+                for s in self.fold_scores
+            ],
             "summary": self.summary(),
         }
 
@@ -174,12 +194,15 @@ def _spread(per_fold: Sequence[float], pooled: float) -> dict[str, float]:
     return {"mean": round(float(values.mean()), 4), "std": round(std, 4), "pooled": round(float(pooled), 4)}
 
 
-def overlap_scores(gold: Sequence[Document], predicted: dict[str, PredictedDocument],
-                   labels: Sequence[str]) -> dict[str, dict[str, float]]:
+def overlap_scores(
+    gold: Sequence[Document], predicted: dict[str, PredictedDocument], labels: Sequence[str]
+) -> dict[str, dict[str, float]]:
     matches = match_documents(gold, [predicted[d.doc_id] for d in gold])
     by_row = partial_match_scores(matches, labels)[OVERLAP]
-    return {("micro" if key == "overall" else key): {"precision": s.precision, "recall": s.recall, "f1": s.f1}
-            for key, s in by_row.items()}
+    return {
+        ("micro" if key == "overall" else key): {"precision": s.precision, "recall": s.recall, "f1": s.f1}
+        for key, s in by_row.items()
+    }
 
 
 FitPredict = Callable[[Sequence[Document], Sequence[Document]], dict[str, PredictedDocument]]
@@ -189,9 +212,13 @@ FitPredict = Callable[[Sequence[Document], Sequence[Document]], dict[str, Predic
 def tagger_system(make: Callable[[], Tagger]) -> FitPredict:
     def run(train: Sequence[Document], test: Sequence[Document]) -> dict[str, PredictedDocument]:
         found = make().fit(train).predict([d.text for d in test])
-        return {d.doc_id: PredictedDocument(d.doc_id, d.text, tuple(e.as_span() for e in entities),
-                                            tuple(e.score for e in entities))
-                for d, entities in zip(test, found)}
+        return {
+            d.doc_id: PredictedDocument(
+                d.doc_id, d.text, tuple(e.as_span() for e in entities), tuple(e.score for e in entities)
+            )
+            for d, entities in zip(test, found)
+        }
+
     return run
 
 
@@ -202,12 +229,20 @@ def model_system(config: Config, vocab_texts: Sequence[str], log=print) -> FitPr
     def run(train: Sequence[Document], test: Sequence[Document]) -> dict[str, PredictedDocument]:
         fitted = fit_model(config, train, vocab_texts, log=log)
         return predict_documents(fitted.predictor(config), test)
+
     return run
 
 
-def cross_validate(documents: Sequence[Document], labels: Sequence[str], systems: dict[str, FitPredict],
-                   k: int = 5, seed: int = 13, log=print, folds: Sequence[Fold] | None = None,
-                   grouping: dict | None = None) -> CrossValidation:
+def cross_validate(
+    documents: Sequence[Document],
+    labels: Sequence[str],
+    systems: dict[str, FitPredict],
+    k: int = 5,
+    seed: int = 13,
+    log=print,
+    folds: Sequence[Fold] | None = None,
+    grouping: dict | None = None,
+) -> CrossValidation:
     """Every system on every fold: `folds` when given (e.g. `genre_folds`), else `assign_folds(documents,
     k, seed)` of single documents."""
     folds = list(folds) if folds is not None else assign_folds(documents, k, seed)
@@ -217,20 +252,24 @@ def cross_validate(documents: Sequence[Document], labels: Sequence[str], systems
         cv.predictions[name] = {}
         for fold in folds:
             held_out = f" ({fold.name})" if fold.name else ""
-            log(f"[{name}] fold {fold.index + 1}/{k}{held_out}: {len(fold.train)} train, {len(fold.test)} test documents")
+            log(
+                f"[{name}] fold {fold.index + 1}/{k}{held_out}: {len(fold.train)} train, {len(fold.test)} test documents"
+            )
             started = time.perf_counter()
             predicted = run(fold.train, fold.test)
             seconds = round(time.perf_counter() - started, 1)
             cv.predictions[name].update(predicted)
             strict = evaluate(fold.test, predicted, labels)
-            cv.fold_scores.append(FoldScores(name, fold.index, strict, overlap_scores(fold.test, predicted, labels),
-                                             seconds))
+            cv.fold_scores.append(
+                FoldScores(name, fold.index, strict, overlap_scores(fold.test, predicted, labels), seconds)
+            )
             log(f"[{name}] fold {fold.index + 1}/{k}: strict micro F1 {strict.micro.f1:.3f} ({seconds}s)")
     return cv
 
 
-def systems_for(config: Config, vocab_texts: Sequence[str], baselines: Sequence[str], include_model: bool = True,
-                log=print) -> dict[str, FitPredict]:
+def systems_for(
+    config: Config, vocab_texts: Sequence[str], baselines: Sequence[str], include_model: bool = True, log=print
+) -> dict[str, FitPredict]:
     systems: dict[str, FitPredict] = {}
     if include_model:
         systems[MODEL] = model_system(config, vocab_texts, log=log)
@@ -244,8 +283,16 @@ GROUPINGS = ("group", "doc")
 LEAVE_OUT = ("genre",)
 
 
-def config_folds(config: Config, documents: Sequence[Document], root: Path, *, k: int = 5, seed: int = 13,
-                 group_by: str = "group", leave_out: str | None = None) -> tuple[list[Fold], dict, str]:
+def config_folds(
+    config: Config,
+    documents: Sequence[Document],
+    root: Path,
+    *,
+    k: int = 5,
+    seed: int = 13,
+    group_by: str = "group",
+    leave_out: str | None = None,
+) -> tuple[list[Fold], dict, str]:
     """The folds of `documents`, how they were made (for cv.json), and a note naming the documents the
     manifest (`data.manifest`) does not cover. `group_by="group"` keeps each source-document group of
     the manifest in one fold, `"doc"` folds single documents; `leave_out="genre"` makes one fold per genre."""
@@ -260,25 +307,49 @@ def config_folds(config: Config, documents: Sequence[Document], root: Path, *, k
     if not manifest.is_file():
         if leave_out == "genre":
             raise FileNotFoundError(f"{manifest}: manifest not found; leave-one-genre-out needs its genre column")
-        note = (f"{manifest} not found: each document is a group of its own (the folds of --group-by doc); "
-                "set data.manifest to group chunks of one source document")
-        return (assign_folds(documents, k, seed),
-                {"by": "group", "manifest": shown, "manifest_missing": True,
-                 "groups": {d.doc_id: d.doc_id for d in documents}, "not_in_manifest": [d.doc_id for d in documents]},
-                note)
+        note = (
+            f"{manifest} not found: each document is a group of its own (the folds of --group-by doc); "
+            "set data.manifest to group chunks of one source document"
+        )
+        return (
+            assign_folds(documents, k, seed),
+            {
+                "by": "group",
+                "manifest": shown,
+                "manifest_missing": True,
+                "groups": {d.doc_id: d.doc_id for d in documents},
+                "not_in_manifest": [d.doc_id for d in documents],
+            },
+            note,
+        )
     groups, genres = document_groups(manifest)
     if leave_out == "genre":
         never = [d.doc_id for d in documents if d.doc_id not in genres]
-        note = (f"{len(never)} document(s) without a genre in {shown}, trained on in every fold and never tested: "
-                f"{', '.join(never)}") if never else ""
-        grouping = {"by": "genre", "manifest": shown, "genres": {d.doc_id: genres[d.doc_id] for d in documents
-                                                                  if d.doc_id in genres}, "never_tested": never}
+        note = (
+            (
+                f"{len(never)} document(s) without a genre in {shown}, trained on in every fold and never tested: "
+                f"{', '.join(never)}"
+            )
+            if never
+            else ""
+        )
+        grouping = {
+            "by": "genre",
+            "manifest": shown,
+            "genres": {d.doc_id: genres[d.doc_id] for d in documents if d.doc_id in genres},
+            "never_tested": never,
+        }
         return genre_folds(documents, genres), grouping, note
     missing = [d.doc_id for d in documents if d.doc_id not in groups]
-    note = (f"{len(missing)} document(s) not in {shown}, each a group of its own: {', '.join(missing)}"
-            if missing else "")
-    grouping = {"by": "group", "manifest": shown, "groups": {d.doc_id: groups.get(d.doc_id, d.doc_id)
-                                                              for d in documents}, "not_in_manifest": missing}
+    note = (
+        f"{len(missing)} document(s) not in {shown}, each a group of its own: {', '.join(missing)}" if missing else ""
+    )
+    grouping = {
+        "by": "group",
+        "manifest": shown,
+        "groups": {d.doc_id: groups.get(d.doc_id, d.doc_id) for d in documents},
+        "not_in_manifest": missing,
+    }
     return assign_folds(documents, k, seed, groups), grouping, note
 
 
@@ -293,17 +364,27 @@ def cv_title(config: Config, cv: CrossValidation) -> str:
 
 def default_output(config: Config, cv: CrossValidation) -> Path:
     """eval/cv-<name>/ for grouped folds, with -genre or -by-doc for the other two."""
-    return Path("eval") / f"cv-{config.name}{ {'genre': '-genre', 'doc': '-by-doc'}.get(cv.grouping.get('by'), '')}"
+    return Path("eval") / f"cv-{config.name}{ {'genre': '-genre', 'doc': '-by-doc'}.get(cv.grouping.get('by'), '') }"
 
 
-def cross_validate_config(config: Config, root: Path, *, k: int = 5, seed: int = 13, group_by: str = "group",
-                          leave_out: str | None = None, baselines: Sequence[str] = ("wordlist", "crf", "lac"),
-                          include_model: bool = True, log=print) -> CrossValidation:
+def cross_validate_config(
+    config: Config,
+    root: Path,
+    *,
+    k: int = 5,
+    seed: int = 13,
+    group_by: str = "group",
+    leave_out: str | None = None,
+    baselines: Sequence[str] = ("wordlist", "crf", "lac"),
+    include_model: bool = True,
+    log=print,
+) -> CrossValidation:
     """`cross_validate` of the config's model and `baselines` on the config's annotations, on the folds of
     `config_folds`."""
     documents = load_documents(resolve_annotation_files(config.data.annotations, root), config.labels)
-    folds, grouping, note = config_folds(config, documents, root, k=k, seed=seed, group_by=group_by,
-                                         leave_out=leave_out)
+    folds, grouping, note = config_folds(
+        config, documents, root, k=k, seed=seed, group_by=group_by, leave_out=leave_out
+    )
     if note:
         log(note)
     vocab_texts: list[str] = []
@@ -325,21 +406,43 @@ def cv_markdown(cv: CrossValidation, title: str, command: str, names: dict[str, 
     names = names or {}
     summary = cv.summary()
     rows = [*cv.labels, "micro"]
-    lines = [f"# {title}", "", f"Command: `{command}`", "",
-             f"{len(cv.folds)} folds {folds_description(cv.grouping)} ({sum(len(f.test) for f in cv.folds)} "
-             f"documents, {sum(len(d.text) for f in cv.folds for d in f.test):,} characters). Cells: strict F1 "
-             "mean ± std over folds; the pooled figure scores all out-of-fold predictions at once.", "",
-             markdown.table(["system", *rows, "pooled micro", "overlap micro F1"], [
-                 [names.get(system, system),
-                  *(f"{by_row[r]['f1']['mean']:.3f} ± {by_row[r]['f1']['std']:.3f}" for r in rows),
-                  f"{by_row['micro']['f1']['pooled']:.3f}",
-                  f"{by_row['micro']['overlap_f1']['mean']:.3f} ± {by_row['micro']['overlap_f1']['std']:.3f}"]
-                 for system, by_row in summary.items()], "l" + "r" * (len(rows) + 2)),
-             "", "Strict precision / recall (mean over folds):", "",
-             markdown.table(["system", *rows], [
-                 [names.get(system, system),
-                  *(f"{by_row[r]['precision']['mean']:.3f} / {by_row[r]['recall']['mean']:.3f}" for r in rows)]
-                 for system, by_row in summary.items()], "l" + "r" * len(rows))]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{len(cv.folds)} folds {folds_description(cv.grouping)} ({sum(len(f.test) for f in cv.folds)} "
+        f"documents, {sum(len(d.text) for f in cv.folds for d in f.test):,} characters). Cells: strict F1 "
+        "mean ± std over folds; the pooled figure scores all out-of-fold predictions at once.",
+        "",
+        markdown.table(
+            ["system", *rows, "pooled micro", "overlap micro F1"],
+            [
+                [
+                    names.get(system, system),
+                    *(f"{by_row[r]['f1']['mean']:.3f} ± {by_row[r]['f1']['std']:.3f}" for r in rows),
+                    f"{by_row['micro']['f1']['pooled']:.3f}",
+                    f"{by_row['micro']['overlap_f1']['mean']:.3f} ± {by_row['micro']['overlap_f1']['std']:.3f}",
+                ]
+                for system, by_row in summary.items()
+            ],
+            "l" + "r" * (len(rows) + 2),
+        ),
+        "",
+        "Strict precision / recall (mean over folds):",
+        "",
+        markdown.table(
+            ["system", *rows],
+            [
+                [
+                    names.get(system, system),
+                    *(f"{by_row[r]['precision']['mean']:.3f} / {by_row[r]['recall']['mean']:.3f}" for r in rows),
+                ]
+                for system, by_row in summary.items()
+            ],
+            "l" + "r" * len(rows),
+        ),
+    ]
     lines += ["", "Folds (test documents):", ""]
     lines += [f"- fold {f.index + 1}: {fold_members(f, cv.grouping)}" for f in cv.folds]
     lines += ["", time_line(cv, names), ""]
@@ -350,10 +453,13 @@ def folds_description(grouping: dict) -> str:
     if grouping.get("by") != "group":
         return "by document (ungrouped: chunks of one source document may fall in different folds)"
     if grouping.get("manifest_missing"):
-        return (f"by document (the manifest `{grouping['manifest']}` was not found, so each document is a group "
-                "of its own)")
-    text = (f"by source document (the `group` column of `{grouping['manifest']}`: "
-            f"{len(set(grouping['groups'].values()))} groups; the chunks of one document stay in one fold)")
+        return (
+            f"by document (the manifest `{grouping['manifest']}` was not found, so each document is a group of its own)"
+        )
+    text = (
+        f"by source document (the `group` column of `{grouping['manifest']}`: "
+        f"{len(set(grouping['groups'].values()))} groups; the chunks of one document stay in one fold)"
+    )
     missing = grouping.get("not_in_manifest") or []
     if missing:
         text += f"; {len(missing)} document(s) not in it are groups of their own: {', '.join(missing)}"
@@ -382,33 +488,66 @@ def genre_markdown(cv: CrossValidation, title: str, command: str, names: dict[st
     genres = [f.name for f in cv.folds]
     scores = {(s.system, cv.folds[s.fold].name): s for s in cv.fold_scores}
     never = cv.grouping.get("never_tested") or []
-    lines = [f"# {title}", "", f"Command: `{command}`", "",
-             f"One fold per genre of `{cv.grouping.get('manifest')}` (the `genre` column): each system is trained on "
-             "the other genres' documents and tested on the held-out genre's."
-             + (f" Documents without a genre ({', '.join(never)}) are trained on in every fold, never tested."
-                if never else ""), "",
-             "Strict micro F1 per held-out genre (test documents, gold entities):", "",
-             markdown.table(
-                 ["system", *(f"{g} ({len(f.test)} docs, {scores[next(iter(cv.systems)), g].strict.micro.support} "
-                              "entities)" for g, f in zip(genres, cv.folds)), "mean"],
-                 [[names.get(system, system), *(f"{v:.3f}" for v in values), f"{sum(values) / len(values):.3f}"]
-                  for system, values in ((system, [scores[system, g].strict.micro.f1 for g in genres])
-                                         for system in cv.systems)], "l" + "r" * (len(genres) + 1)),
-             "", "Per label (strict F1; overlap micro F1 last):", "",
-             markdown.table(
-                 ["system", "held out", *cv.labels, "micro", "overlap micro"],
-                 [[names.get(system, system), genre,
-                   *(f"{scores[system, genre].strict.per_label[label].f1:.3f}" for label in cv.labels),
-                   f"{scores[system, genre].strict.micro.f1:.3f}", f"{scores[system, genre].overlap['micro']['f1']:.3f}"]
-                  for system in cv.systems for genre in genres], "ll" + "r" * (len(cv.labels) + 2))]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"One fold per genre of `{cv.grouping.get('manifest')}` (the `genre` column): each system is trained on "
+        "the other genres' documents and tested on the held-out genre's."
+        + (
+            f" Documents without a genre ({', '.join(never)}) are trained on in every fold, never tested."
+            if never
+            else ""
+        ),
+        "",
+        "Strict micro F1 per held-out genre (test documents, gold entities):",
+        "",
+        markdown.table(
+            [
+                "system",
+                *(
+                    f"{g} ({len(f.test)} docs, {scores[next(iter(cv.systems)), g].strict.micro.support} entities)"
+                    for g, f in zip(genres, cv.folds)
+                ),
+                "mean",
+            ],
+            [
+                [names.get(system, system), *(f"{v:.3f}" for v in values), f"{sum(values) / len(values):.3f}"]
+                for system, values in (
+                    (system, [scores[system, g].strict.micro.f1 for g in genres]) for system in cv.systems
+                )
+            ],
+            "l" + "r" * (len(genres) + 1),
+        ),
+        "",
+        "Per label (strict F1; overlap micro F1 last):",
+        "",
+        markdown.table(
+            ["system", "held out", *cv.labels, "micro", "overlap micro"],
+            [
+                [
+                    names.get(system, system),
+                    genre,
+                    *(f"{scores[system, genre].strict.per_label[label].f1:.3f}" for label in cv.labels),
+                    f"{scores[system, genre].strict.micro.f1:.3f}",
+                    f"{scores[system, genre].overlap['micro']['f1']:.3f}",
+                ]
+                for system in cv.systems
+                for genre in genres
+            ],
+            "ll" + "r" * (len(cv.labels) + 2),
+        ),
+    ]
     lines += ["", "Folds (test documents):", ""]
     lines += [f"- {f.name}: " + ", ".join(d.doc_id for d in f.test) for f in cv.folds]
     lines += ["", time_line(cv, names), ""]
     return "\n".join(lines)
 
 
-def write_cross_validation(cv: CrossValidation, output: Path, title: str, command: str,
-                           names: dict[str, str] | None = None) -> list[Path]:
+def write_cross_validation(
+    cv: CrossValidation, output: Path, title: str, command: str, names: dict[str, str] | None = None
+) -> list[Path]:
     """cv.json, cv.md and one out-of-fold prediction file per system, written atomically."""
     import json
 
@@ -417,14 +556,18 @@ def write_cross_validation(cv: CrossValidation, output: Path, title: str, comman
     from ..types import Entity
 
     output = Path(output)
-    paths = [atomic_write_json(output / "cv.json", {"title": title, "command": command, **cv.to_dict()}),
-             atomic_write_text(output / "cv.md", cv_markdown(cv, title, command, names))]
+    paths = [
+        atomic_write_json(output / "cv.json", {"title": title, "command": command, **cv.to_dict()}),
+        atomic_write_text(output / "cv.md", cv_markdown(cv, title, command, names)),
+    ]
     for system, predicted in cv.predictions.items():
         lines = []
         for doc_id, pred in predicted.items():
             scores = pred.scores or (1.0,) * len(pred.spans)
-            entities = [Entity(s.label, s.start, s.end, pred.text[s.start:s.end], score)
-                        for s, score in zip(pred.spans, scores)]
+            entities = [
+                Entity(s.label, s.start, s.end, pred.text[s.start : s.end], score)
+                for s, score in zip(pred.spans, scores)
+            ]
             lines.append(json.dumps(prediction_record(doc_id, pred.text, entities), ensure_ascii=False) + "\n")
         paths.append(atomic_write_text(output / "predictions" / f"{system}.jsonl", "".join(lines)))
     return paths

@@ -4,8 +4,8 @@ the score-threshold curve)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
 
 from ..scoring import EvaluationInputError, EvaluationResult, PredictedDocument, align, check_labels, evaluate
 from ..types import Document
@@ -38,9 +38,16 @@ class EvaluationReport:
         return {"context": data.pop("context"), **result, **data}
 
 
-def build_report(gold: Sequence[Document], predicted: Mapping[str, PredictedDocument], labels: Sequence[str], *,
-                 samples: int = 1000, seed: int = 0, confidence: float = 0.95,
-                 context: Mapping | None = None) -> EvaluationReport:
+def build_report(
+    gold: Sequence[Document],
+    predicted: Mapping[str, PredictedDocument],
+    labels: Sequence[str],
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    context: Mapping | None = None,
+) -> EvaluationReport:
     """Score `predicted` against `gold` every way the report shows. Refuses (EvaluationInputError)
     when there is no gold document, a gold document has no prediction, texts differ, or a prediction
     carries a label outside `labels`."""
@@ -56,8 +63,13 @@ def build_report(gold: Sequence[Document], predicted: Mapping[str, PredictedDocu
         labels=list(labels),
         partial=metrics.partial_match_scores(matches, labels),
         intervals=metrics.bootstrap_intervals(counts, labels, samples, seed, confidence),
-        bootstrap={"samples": samples, "seed": seed, "confidence": confidence, "unit": "document",
-                   "note": metrics.bootstrap_note(len(gold))},
+        bootstrap={
+            "samples": samples,
+            "seed": seed,
+            "confidence": confidence,
+            "unit": "document",
+            "note": metrics.bootstrap_note(len(gold)),
+        },
         error_counts=metrics.error_counts(matches, labels),
         confusion=metrics.confusion(matches, labels),
         errors=metrics.error_list(matches, {doc.doc_id: doc.text for doc in gold}, labels),

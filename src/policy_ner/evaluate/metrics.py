@@ -31,8 +31,8 @@ Per label, a pair counts under its gold label and a spurious prediction under it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -68,8 +68,9 @@ def _overlap(a: Span, b: Span) -> int:
     return min(a.end, b.end) - max(a.start, b.start)
 
 
-def match_document(doc_id: str, gold: Sequence[Span], predicted: Sequence[Span],
-                   scores: Sequence[float] | None = None) -> list[Match]:
+def match_document(
+    doc_id: str, gold: Sequence[Span], predicted: Sequence[Span], scores: Sequence[float] | None = None
+) -> list[Match]:
     """Pair the gold and predicted entities of one document (see the module docstring)."""
     score_of = dict(zip(predicted, scores)) if scores is not None else {}
     free_gold, free_pred = set(gold), set(predicted)
@@ -81,8 +82,10 @@ def match_document(doc_id: str, gold: Sequence[Span], predicted: Sequence[Span],
             pairs.append((g, p))
             free_gold.discard(g)
             free_pred.discard(p)
-    candidates = sorted(((g, p) for g in free_gold for p in free_pred if _overlap(g, p) > 0),
-                        key=lambda gp: (-_overlap(*gp), gp[0].start, gp[0].end, gp[1].start, gp[1].end))
+    candidates = sorted(
+        ((g, p) for g in free_gold for p in free_pred if _overlap(g, p) > 0),
+        key=lambda gp: (-_overlap(*gp), gp[0].start, gp[0].end, gp[1].start, gp[1].end),
+    )
     for g, p in candidates:
         if g in free_gold and p in free_pred:
             pairs.append((g, p))
@@ -92,8 +95,9 @@ def match_document(doc_id: str, gold: Sequence[Span], predicted: Sequence[Span],
     for g, p in pairs:
         same_offsets = (g.start, g.end) == (p.start, p.end)
         same_label = g.label == p.label
-        category = (("correct" if same_label else "label") if same_offsets
-                    else ("boundary" if same_label else "label_boundary"))
+        category = (
+            ("correct" if same_label else "label") if same_offsets else ("boundary" if same_label else "label_boundary")
+        )
         matches.append(Match(doc_id, category, g, p, score_of.get(p)))
     matches += [Match(doc_id, "missed", g, None) for g in free_gold]
     matches += [Match(doc_id, "spurious", None, p, score_of.get(p)) for p in free_pred]
@@ -108,8 +112,11 @@ def _match_position(m: Match) -> tuple:
 def match_documents(gold: Sequence[Document], aligned: Sequence) -> list[Match]:
     """Matches of every document; `aligned[i]` is the `PredictedDocument` (or any object with
     `spans` and optional `scores`) for `gold[i]`."""
-    return [m for doc, pred in zip(gold, aligned)
-            for m in match_document(doc.doc_id, doc.spans, pred.spans, getattr(pred, "scores", None))]
+    return [
+        m
+        for doc, pred in zip(gold, aligned)
+        for m in match_document(doc.doc_id, doc.spans, pred.spans, getattr(pred, "scores", None))
+    ]
 
 
 def match_label(m: Match) -> str:
@@ -118,6 +125,7 @@ def match_label(m: Match) -> str:
 
 
 # --- counts and scores ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PRF:
@@ -151,8 +159,9 @@ class SchemaScores:
 
 
 def schema_scores(matches: Sequence[Match], schema: str) -> SchemaScores:
-    outcomes = Counter(SCHEMA_OUTCOME[schema].get(m.category, "MIS" if m.category == "missed" else "SPU")
-                       for m in matches)
+    outcomes = Counter(
+        SCHEMA_OUTCOME[schema].get(m.category, "MIS" if m.category == "missed" else "SPU") for m in matches
+    )
     cor, inc, par, mis, spu = (outcomes[o] for o in OUTCOMES)
     possible, actual = cor + inc + par + mis, cor + inc + par + spu
     scores = prf(cor + 0.5 * par, actual, possible)
@@ -161,10 +170,13 @@ def schema_scores(matches: Sequence[Match], schema: str) -> SchemaScores:
 
 def partial_match_scores(matches: Sequence[Match], labels: Sequence[str]) -> dict[str, dict[str, SchemaScores]]:
     """{schema: {"overall" | label: SchemaScores}} for the four SemEval-2013 schemas."""
-    return {schema: {"overall": schema_scores(matches, schema),
-                     **{label: schema_scores([m for m in matches if match_label(m) == label], schema)
-                        for label in labels}}
-            for schema in SCHEMAS}
+    return {
+        schema: {
+            "overall": schema_scores(matches, schema),
+            **{label: schema_scores([m for m in matches if match_label(m) == label], schema) for label in labels},
+        }
+        for schema in SCHEMAS
+    }
 
 
 def error_counts(matches: Sequence[Match], labels: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -212,8 +224,9 @@ def _describe(span: Span, text: str) -> str:
     return f"{span.label} {span.text_in(text)!r} {span.start}:{span.end}"
 
 
-def error_list(matches: Sequence[Match], texts: Mapping[str, str], labels: Sequence[str],
-               context: int = CONTEXT_CHARS) -> dict[str, list[ErrorItem]]:
+def error_list(
+    matches: Sequence[Match], texts: Mapping[str, str], labels: Sequence[str], context: int = CONTEXT_CHARS
+) -> dict[str, list[ErrorItem]]:
     """Strict errors grouped by the erroneous entity's own label, in document order: every gold
     entity not predicted exactly is a false negative, every prediction not exactly gold a false
     positive (so a boundary or label error appears as one of each)."""
@@ -225,14 +238,26 @@ def error_list(matches: Sequence[Match], texts: Mapping[str, str], labels: Seque
         for kind, span, other in (("false_negative", m.gold, m.predicted), ("false_positive", m.predicted, m.gold)):
             if span is None:
                 continue
-            groups.setdefault(span.label, []).append(ErrorItem(
-                m.doc_id, kind, m.category, span.label, span.start, span.end, span.text_in(text),
-                text[max(0, span.start - context):span.start], text[span.end:span.end + context],
-                _describe(other, text) if other else "", m.score if kind == "false_positive" else None))
+            groups.setdefault(span.label, []).append(
+                ErrorItem(
+                    m.doc_id,
+                    kind,
+                    m.category,
+                    span.label,
+                    span.start,
+                    span.end,
+                    span.text_in(text),
+                    text[max(0, span.start - context) : span.start],
+                    text[span.end : span.end + context],
+                    _describe(other, text) if other else "",
+                    m.score if kind == "false_positive" else None,
+                )
+            )
     return groups
 
 
 # --- per-document counts, thresholds, bootstrap --------------------------------------------------
+
 
 def document_counts(gold: Sequence[Document], matches: Sequence[Match], labels: Sequence[str]) -> np.ndarray:
     """Array (documents, labels, 3) of strict (true positives, predicted, gold) per document and label."""
@@ -271,14 +296,24 @@ def scores_from_totals(totals: np.ndarray) -> dict[str, np.ndarray]:
     def macro(values):
         return ratio((values * present).sum(-1), n_present)
 
-    return {"precision": precision, "recall": recall, "f1": f,
-            "micro_precision": micro_p, "micro_recall": micro_r, "micro_f1": f1(micro_p, micro_r),
-            "macro_precision": macro(precision), "macro_recall": macro(recall), "macro_f1": macro(f)}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f,
+        "micro_precision": micro_p,
+        "micro_recall": micro_r,
+        "micro_f1": f1(micro_p, micro_r),
+        "macro_precision": macro(precision),
+        "macro_recall": macro(recall),
+        "macro_f1": macro(f),
+    }
 
 
-def threshold_curve(matches: Sequence[Match], gold_total: int,
-                    thresholds: Sequence[float] = tuple(round(t, 2) for t in np.linspace(0, 1, 21))
-                    ) -> list[dict[str, float]] | None:
+def threshold_curve(
+    matches: Sequence[Match],
+    gold_total: int,
+    thresholds: Sequence[float] = tuple(round(t, 2) for t in np.linspace(0, 1, 21)),
+) -> list[dict[str, float]] | None:
     """Micro strict precision/recall/F1 keeping only predictions whose score is >= each threshold;
     None when the predictions carry no scores."""
     predictions = [m for m in matches if m.predicted is not None]
@@ -290,8 +325,16 @@ def threshold_curve(matches: Sequence[Match], gold_total: int,
     for t in thresholds:
         kept = scores >= t
         s = prf(int((kept & correct).sum()), int(kept.sum()), gold_total)
-        curve.append({"threshold": float(t), "predicted": int(kept.sum()), "true_positives": int((kept & correct).sum()),
-                      "precision": s.precision, "recall": s.recall, "f1": s.f1})
+        curve.append(
+            {
+                "threshold": float(t),
+                "predicted": int(kept.sum()),
+                "true_positives": int((kept & correct).sum()),
+                "precision": s.precision,
+                "recall": s.recall,
+                "f1": s.f1,
+            }
+        )
     return curve
 
 
@@ -302,8 +345,10 @@ def bootstrap_note(n_documents: int) -> str:
     """A warning for reports whose intervals rest on very few documents ('' when there are enough)."""
     if n_documents >= FEW_DOCUMENTS:
         return ""
-    return (f"only {n_documents} document(s): intervals from resampling so few documents understate the "
-            f"uncertainty (with one document they have no width at all)")
+    return (
+        f"only {n_documents} document(s): intervals from resampling so few documents understate the "
+        f"uncertainty (with one document they have no width at all)"
+    )
 
 
 @dataclass(frozen=True)
@@ -331,15 +376,18 @@ def _percentile_interval(values: np.ndarray, confidence: float) -> Interval:
 METRIC_KEYS = ("precision", "recall", "f1")
 
 
-def bootstrap_intervals(counts: np.ndarray, labels: Sequence[str], samples: int = 1000, seed: int = 0,
-                        confidence: float = 0.95) -> dict[str, dict[str, Interval]]:
+def bootstrap_intervals(
+    counts: np.ndarray, labels: Sequence[str], samples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, dict[str, Interval]]:
     """Percentile bootstrap intervals over documents for strict P/R/F1:
     {label | "micro avg" | "macro avg": {"precision" | "recall" | "f1": Interval}}."""
     weights = resample_weights(counts.shape[0], samples, seed)
     totals = np.tensordot(weights, counts, axes=(1, 0))  # (samples, labels, 3)
     scores = scores_from_totals(totals)
-    out = {label: {k: _percentile_interval(scores[k][:, j], confidence) for k in METRIC_KEYS}
-           for j, label in enumerate(labels)}
+    out = {
+        label: {k: _percentile_interval(scores[k][:, j], confidence) for k in METRIC_KEYS}
+        for j, label in enumerate(labels)
+    }
     for name, prefix in (("micro avg", "micro_"), ("macro avg", "macro_")):
         out[name] = {k: _percentile_interval(scores[prefix + k], confidence) for k in METRIC_KEYS}
     return out
@@ -360,8 +408,14 @@ class Delta:
         return self.low > 0 or self.high < 0
 
 
-def paired_bootstrap(counts_a: np.ndarray, counts_b: np.ndarray, labels: Sequence[str], samples: int = 1000,
-                     seed: int = 0, confidence: float = 0.95) -> dict[str, dict[str, Delta]]:
+def paired_bootstrap(
+    counts_a: np.ndarray,
+    counts_b: np.ndarray,
+    labels: Sequence[str],
+    samples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict[str, Delta]]:
     """{label | "micro avg" | "macro avg": {metric: Delta}}: both systems are scored on the same
     resampled documents in every bootstrap sample, and the interval is that of the differences."""
     if counts_a.shape != counts_b.shape:

@@ -4,13 +4,13 @@ precision/recall against the entity score threshold, and version comparisons."""
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402  (after choosing the backend)
+from matplotlib.figure import Figure
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -22,12 +22,18 @@ def _png(fig: Figure) -> bytes:
 
 
 def _error_bars(values: Sequence[float], intervals: Sequence[tuple[float, float]]) -> list[list[float]]:
-    return [[max(0.0, v - lo) for v, (lo, _) in zip(values, intervals)],
-            [max(0.0, hi - v) for v, (_, hi) in zip(values, intervals)]]
+    return [
+        [max(0.0, v - lo) for v, (lo, _) in zip(values, intervals)],
+        [max(0.0, hi - v) for v, (_, hi) in zip(values, intervals)],
+    ]
 
 
-def f1_plot(names: Sequence[str], f1: Sequence[float], intervals: Sequence[tuple[float, float]],
-            title: str = "Strict entity F1 with 95% bootstrap interval") -> bytes:
+def f1_plot(
+    names: Sequence[str],
+    f1: Sequence[float],
+    intervals: Sequence[tuple[float, float]],
+    title: str = "Strict entity F1 with 95% bootstrap interval",
+) -> bytes:
     """One bar per label (and average), whiskers at the interval."""
     fig = Figure(figsize=(max(4.0, 1.3 * len(names)), 3.4))
     ax = fig.subplots()
@@ -60,16 +66,24 @@ def threshold_plot(curve: Sequence[Mapping[str, float]]) -> bytes:
     return _png(fig)
 
 
-def comparison_plot(names: Sequence[str], systems: Mapping[str, Sequence[float]],
-                    intervals: Mapping[str, Sequence[tuple[float, float]]]) -> bytes:
+def comparison_plot(
+    names: Sequence[str], systems: Mapping[str, Sequence[float]], intervals: Mapping[str, Sequence[tuple[float, float]]]
+) -> bytes:
     """Grouped bars: F1 per label (x) for each system (colour), whiskers at each system's interval."""
     fig = Figure(figsize=(max(5.0, 1.6 * len(names)), 3.6))
     ax = fig.subplots()
     width = 0.8 / max(1, len(systems))
     for k, (system, values) in enumerate(systems.items()):
         xs = [x - 0.4 + width * (k + 0.5) for x in range(len(names))]
-        ax.bar(xs, values, width, color=COLORS[k % len(COLORS)], label=system,
-               yerr=_error_bars(values, intervals[system]), capsize=3)
+        ax.bar(
+            xs,
+            values,
+            width,
+            color=COLORS[k % len(COLORS)],
+            label=system,
+            yerr=_error_bars(values, intervals[system]),
+            capsize=3,
+        )
     ax.set_xticks(list(range(len(names))), list(names), rotation=20, ha="right", fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("strict F1")
@@ -87,8 +101,15 @@ def delta_plot(names: Sequence[str], deltas: Mapping[str, Sequence[tuple[float, 
     for k, (system, rows) in enumerate(deltas.items()):
         xs = [x - 0.3 + offset * (k + 0.5) for x in range(len(names))]
         values = [d for d, _, _ in rows]
-        ax.errorbar(xs, values, yerr=_error_bars(values, [(lo, hi) for _, lo, hi in rows]), fmt="o", capsize=4,
-                    color=COLORS[(k + 1) % len(COLORS)], label=system)
+        ax.errorbar(
+            xs,
+            values,
+            yerr=_error_bars(values, [(lo, hi) for _, lo, hi in rows]),
+            fmt="o",
+            capsize=4,
+            color=COLORS[(k + 1) % len(COLORS)],
+            label=system,
+        )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(list(range(len(names))), list(names), rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("F1 difference")

@@ -19,15 +19,32 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Sequence
 
 from ..config import check_channels
 from ..types import Document
 from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features_many, word_boundaries
 
-SUPPORT_WORDS = ("补贴", "补助", "奖励", "资助", "扶持", "奖补", "贴息", "津贴", "资金", "支持", "奖金", "给予",
-                 "发放", "补偿", "一次性", "最高", "不超过")
+SUPPORT_WORDS = (
+    "补贴",
+    "补助",
+    "奖励",
+    "资助",
+    "扶持",
+    "奖补",
+    "贴息",
+    "津贴",
+    "资金",
+    "支持",
+    "奖金",
+    "给予",
+    "发放",
+    "补偿",
+    "一次性",
+    "最高",
+    "不超过",
+)
 _NUMBER = r"(?:\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)"
 _UNIT = r"(?:万亿元|千万元|百万元|万元|亿元|元|万|亿)"
 AMOUNT = _NUMBER + r"(?:\s*" + _UNIT + r")?(?:\s*(?:至|到|-|~|～|—|－)\s*" + _NUMBER + r")?\s*" + _UNIT
@@ -52,7 +69,7 @@ def amount_spans(text: str) -> list[tuple[int, int]]:
 def support_before(text: str, start: int, window: int = SUPPORT_WINDOW) -> int:
     """Where the nearest support word stands in the `window` characters before `start`: in the
     same clause (no comma between), elsewhere in the same sentence, or nowhere."""
-    sentence = SENTENCE_END.split(text[max(0, start - window):start])[-1]
+    sentence = SENTENCE_END.split(text[max(0, start - window) : start])[-1]
     clause = _CLAUSE_END.split(sentence)[-1]
     if any(word in clause for word in SUPPORT_WORDS):
         return SUPPORT_IN_CLAUSE
@@ -64,14 +81,15 @@ def begin_inside_values(length: int, marks: Iterable[tuple[int, int, int]]) -> l
     values = [0] * length
     for start, end, begin in marks:
         values[start] = begin
-        values[start + 1:end] = [begin + 1] * (end - start - 1)
+        values[start + 1 : end] = [begin + 1] * (end - start - 1)
     return values
 
 
 def money_values(text: str) -> list[int]:
     """0 outside amounts; inside, 1 + 2·support_before on the first character, one more on the rest."""
-    return begin_inside_values(len(text), ((start, end, 1 + 2 * support_before(text, start))
-                                           for start, end in amount_spans(text)))
+    return begin_inside_values(
+        len(text), ((start, end, 1 + 2 * support_before(text, start)) for start, end in amount_spans(text))
+    )
 
 
 # --- gazetteer ----------------------------------------------------------------------------------
@@ -101,7 +119,7 @@ def gazetteer_matches(text: str, gazetteer: dict[str, str]) -> list[tuple[int, i
     matches, i = [], 0
     while i < len(text):
         for length in lengths:
-            label = gazetteer.get(text[i:i + length]) if i + length <= len(text) else None
+            label = gazetteer.get(text[i : i + length]) if i + length <= len(text) else None
             if label is not None:
                 matches.append((i, i + length, label))
                 i += length
@@ -114,11 +132,13 @@ def gazetteer_matches(text: str, gazetteer: dict[str, str]) -> list[tuple[int, i
 def gazetteer_values(text: str, gazetteer: dict[str, str], labels: Sequence[str]) -> list[int]:
     """1 + 2·label index on a match's first character, one more on the rest; 0 elsewhere."""
     index = {label: i for i, label in enumerate(labels)}
-    return begin_inside_values(len(text), ((start, end, 1 + 2 * index[label])
-                                           for start, end, label in gazetteer_matches(text, gazetteer)))
+    return begin_inside_values(
+        len(text), ((start, end, 1 + 2 * index[label]) for start, end, label in gazetteer_matches(text, gazetteer))
+    )
 
 
 # --- packing channels into one id ---------------------------------------------------------------
+
 
 def channel_size(channel: str, labels: Sequence[str]) -> int:
     return {"jieba": BOUNDARY_TYPES, "lac": 1 + LAC_TAGS, "gazetteer": 1 + 2 * len(labels), "money": 7}[channel]
@@ -146,7 +166,7 @@ class Featurizer:
     def vocab_size(self) -> int:
         return math.prod(self.sizes)
 
-    def fitted(self, documents: Sequence[Document]) -> "Featurizer":
+    def fitted(self, documents: Sequence[Document]) -> Featurizer:
         """This featurizer with the gazetteer of `documents` (what prediction will use)."""
         if "gazetteer" not in self.channels:
             return self
@@ -164,7 +184,9 @@ class Featurizer:
         """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
         return self._channel_values(channel, texts, [self.gazetteer] * len(texts))
 
-    def training_values(self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d) -> list[list[int]]:
+    def training_values(
+        self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d
+    ) -> list[list[int]]:
         """Feature ids of each training document, its gazetteer channel built from the *other*
         documents (documents sharing `group(doc_id)` count as one). With its own mentions in the
         gazetteer a document would teach the model that a gazetteer match is always an entity;
@@ -172,25 +194,33 @@ class Featurizer:
         texts = [doc.text for doc in documents]
         if "gazetteer" not in self.channels:
             return self.values_many(texts)
-        held_out = {name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
-                    for name in {group(d.doc_id) for d in documents}}
+        held_out = {
+            name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
+            for name in {group(d.doc_id) for d in documents}
+        }
         return self._packed(texts, [held_out[group(doc.doc_id)] for doc in documents])
 
-    def _packed(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]],
-                ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
+    def _packed(
+        self,
+        texts: Sequence[str],
+        gazetteers: Sequence[dict[str, str]],
+        ahead: dict[str, list[list[int]]] | None = None,
+    ) -> list[list[int]]:
         packed = [[0] * len(text) for text in texts]
         radix = 1
         for channel, size in zip(self.channels, self.sizes):
-            channel_values = (ahead[channel] if ahead and channel in ahead
-                              else self._channel_values(channel, texts, gazetteers))
+            channel_values = (
+                ahead[channel] if ahead and channel in ahead else self._channel_values(channel, texts, gazetteers)
+            )
             for row, values in zip(packed, channel_values):
                 row[:] = [total + value * radix for total, value in zip(row, values)]
             radix *= size
         # whitespace carries no token, and no feature
         return [[0 if ch.isspace() else v for ch, v in zip(text, row)] for text, row in zip(texts, packed)]
 
-    def _channel_values(self, channel: str, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
-                        ) -> list[list[int]]:
+    def _channel_values(
+        self, channel: str, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
+    ) -> list[list[int]]:
         if channel == "lac":
             return lac_features_many(texts)
         if channel == "jieba":
@@ -203,7 +233,7 @@ class Featurizer:
         return {"channels": list(self.channels), "labels": list(self.labels), "gazetteer": self.gazetteer}
 
     @classmethod
-    def from_dict(cls, value: dict) -> "Featurizer":
+    def from_dict(cls, value: dict) -> Featurizer:
         return cls(tuple(value.get("channels", ())), tuple(value.get("labels", ())), dict(value.get("gazetteer", {})))
 
 

@@ -7,14 +7,15 @@ per-position numpy calls, even batched over sequences, cost more than the rest o
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numba
 import numpy as np
 
 
-def best_paths(emissions: Sequence[np.ndarray], transitions: np.ndarray, start: np.ndarray | None = None
-               ) -> list[list[int]]:
+def best_paths(
+    emissions: Sequence[np.ndarray], transitions: np.ndarray, start: np.ndarray | None = None
+) -> list[list[int]]:
     """The highest-scoring tag path of each sequence. `emissions[i]` is (length_i, tags);
     `transitions[prev, next]` is added at each step (-inf forbids a step) and `start[tag]`, if given,
     at the first position. Sequences may have different lengths, including 0. Scores are added in the
@@ -22,8 +23,7 @@ def best_paths(emissions: Sequence[np.ndarray], transitions: np.ndarray, start: 
     dtype = np.result_type(np.asarray(transitions).dtype, *{np.asarray(e).dtype for e in emissions})
     step = np.ascontiguousarray(transitions, dtype=dtype)
     first = np.zeros(step.shape[0], dtype=dtype) if start is None else np.asarray(start, dtype=dtype)
-    return [_viterbi(np.ascontiguousarray(e, dtype=dtype), step, first).tolist() if len(e) else []
-            for e in emissions]
+    return [_viterbi(np.ascontiguousarray(e, dtype=dtype), step, first).tolist() if len(e) else [] for e in emissions]
 
 
 @numba.njit(cache=True, nogil=True)

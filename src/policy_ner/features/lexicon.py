@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def _lac():
     return session, analyser._vocab, analyser._oov_id, analyser._q2b, analyser._transitions
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lac_feature_id(tag: str) -> int:
     """The feature id of a LAC tag name such as `ORG-B` (from the tag list inside the wheel)."""
     from importlib.resources import files
@@ -111,13 +111,17 @@ def lac_features_many(texts: Sequence[str]) -> list[list[int]]:
     tags (its backward pass would start on the padding). A sentence's tags therefore never depend on
     the other sentences of its batch."""
     session, vocab, oov, full_to_half, transitions = _lac()
-    chunks = sorted(((doc, start, end) for doc, text in enumerate(texts) for start, end in sentence_chunks(text)),
-                    key=lambda c: c[2] - c[1])
+    chunks = sorted(
+        ((doc, start, end) for doc, text in enumerate(texts) for start, end in sentence_chunks(text)),
+        key=lambda c: c[2] - c[1],
+    )
     features = [[NONE] * len(text) for text in texts]
     for batch in _same_length_batches(chunks, LAC_BATCH):
         width = batch[0][2] - batch[0][1]
-        ids = np.array([[vocab.get(full_to_half.get(c, c), oov) for c in texts[doc][start:end]]
-                        for doc, start, end in batch], dtype=np.int64).reshape(len(batch), width)
+        ids = np.array(
+            [[vocab.get(full_to_half.get(c, c), oov) for c in texts[doc][start:end]] for doc, start, end in batch],
+            dtype=np.int64,
+        ).reshape(len(batch), width)
         emissions = session.run(None, {"token_ids": ids, "length": np.full(len(batch), width, dtype=np.int64)})[0]
         for (doc, start, end), path in zip(batch, best_paths(list(emissions), transitions)):
             features[doc][start:end] = [1 + tag for tag in path]

@@ -13,9 +13,10 @@ import json
 import re
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..types import Document, Span
 
@@ -123,16 +124,20 @@ def read_tasks(tasks: Any, labels: Iterable[str], file: str) -> ExportReading:
                 reading.unannotated_tasks.append(f"{file}#task={task_id}")
             continue
         if doc.doc_id in seen_ids:
-            reading.issues.append(AnnotationIssue(
-                file, task_id, doc.doc_id, f"doc id also used by task {seen_ids[doc.doc_id]} in the same file"))
+            reading.issues.append(
+                AnnotationIssue(
+                    file, task_id, doc.doc_id, f"doc id also used by task {seen_ids[doc.doc_id]} in the same file"
+                )
+            )
             continue
         seen_ids[doc.doc_id] = task_id
         reading.documents.append(doc)
     return reading
 
 
-def parse_task(task: dict[str, Any], labels: frozenset[str], file: str = "<task>"
-               ) -> tuple[Document | None, list[AnnotationIssue]]:
+def parse_task(
+    task: dict[str, Any], labels: frozenset[str], file: str = "<task>"
+) -> tuple[Document | None, list[AnnotationIssue]]:
     """One exported task -> a validated Document, or None when it holds no usable annotation."""
     task_id = task.get("id", "?")
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
@@ -174,8 +179,7 @@ def choose_annotation(annotations: list[dict[str, Any]]) -> dict[str, Any] | Non
     usable = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
     if not usable:
         return None
-    return max(usable, key=lambda a: (bool(a.get("ground_truth")), str(a.get("updated_at") or ""),
-                                      a.get("id") or 0))
+    return max(usable, key=lambda a: (bool(a.get("ground_truth")), str(a.get("updated_at") or ""), a.get("id") or 0))
 
 
 def _parse_result(result: dict[str, Any], text: str, labels: frozenset[str]) -> tuple[Span | None, str]:
@@ -213,8 +217,7 @@ def overlap_problems(spans: list[Span], text: str) -> list[str]:
     problems = []
     for previous, current in zip(spans, spans[1:]):
         if current.start < previous.end:
-            problems.append(
-                f"overlapping spans {_span_repr(previous, text)} and {_span_repr(current, text)}")
+            problems.append(f"overlapping spans {_span_repr(previous, text)} and {_span_repr(current, text)}")
     return problems
 
 
@@ -224,8 +227,7 @@ def _span_repr(span: Span, text: str) -> str:
 
 def _describe(result: dict[str, Any]) -> str:
     value = result.get("value") if isinstance(result.get("value"), dict) else {}
-    return (f"id={result.get('id')} {value.get('labels')} {value.get('start')}:{value.get('end')} "
-            f"{value.get('text')!r}")
+    return f"id={result.get('id')} {value.get('labels')} {value.get('start')}:{value.get('end')} {value.get('text')!r}"
 
 
 @dataclass(frozen=True)
@@ -241,14 +243,17 @@ class AnnotationStats:
 def compute_stats(documents: list[Document], labels: Iterable[str]) -> AnnotationStats:
     labels = list(labels)
     per_label = Counter(s.label for d in documents for s in d.spans)
-    per_doc = {d.doc_id: {label: sum(s.label == label for s in d.spans) for label in labels}
-               for d in documents}
+    per_doc = {d.doc_id: {label: sum(s.label == label for s in d.spans) for label in labels} for d in documents}
     lengths: dict[str, dict[str, float]] = {}
     for label in labels + ["ALL"]:
         values = [s.end - s.start for d in documents for s in d.spans if label in ("ALL", s.label)]
         if values:
-            lengths[label] = {"min": min(values), "median": statistics.median(values),
-                              "mean": round(statistics.fmean(values), 2), "max": max(values)}
+            lengths[label] = {
+                "min": min(values),
+                "median": statistics.median(values),
+                "mean": round(statistics.fmean(values), 2),
+                "max": max(values),
+            }
     return AnnotationStats(
         documents=len(documents),
         characters=sum(len(d.text) for d in documents),
@@ -268,8 +273,11 @@ def resolve_annotation_files(patterns: Iterable[str], root: Path) -> list[Path]:
     files: list[Path] = []
     for pattern in patterns:
         candidate = Path(pattern)
-        matches = ([candidate] if candidate.is_absolute() and candidate.exists()
-                   else sorted(root.glob(pattern), key=natural_key))
+        matches = (
+            [candidate]
+            if candidate.is_absolute() and candidate.exists()
+            else sorted(root.glob(pattern), key=natural_key)
+        )
         if not matches:
             raise FileNotFoundError(f"no annotation file matches {pattern!r} under {root}")
         files += [m for m in matches if m not in files]

@@ -17,9 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..files import atomic_directory
 
@@ -58,15 +58,20 @@ class ServerUser:
     """Legacy API token (`Authorization: Token ...`), enabled for the organisation."""
 
 
-def server_environment(data_dir: Path, *, user: ServerUser | None = None, home: Path | None = None,
-                       base: Mapping[str, str] = os.environ) -> dict[str, str]:
+def server_environment(
+    data_dir: Path, *, user: ServerUser | None = None, home: Path | None = None, base: Mapping[str, str] = os.environ
+) -> dict[str, str]:
     """The server's environment: `base` without anything that would move its data, port or host, plus
     the fixed settings; `user` (for tests) replaces any user settings in `base`."""
     env = {key: value for key, value in base.items() if _passes_through(key, with_user=user is not None)}
     env.update(_FIXED_SETTINGS, LABEL_STUDIO_BASE_DATA_DIR=str(Path(data_dir).resolve()))
     if user is not None:
-        env.update(LABEL_STUDIO_USERNAME=user.email, LABEL_STUDIO_PASSWORD=user.password,
-                   LABEL_STUDIO_USER_TOKEN=user.token, LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true")
+        env.update(
+            LABEL_STUDIO_USERNAME=user.email,
+            LABEL_STUDIO_PASSWORD=user.password,
+            LABEL_STUDIO_USER_TOKEN=user.token,
+            LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
+        )
     if home is not None:  # label-studio writes ~/.config/label-studio/user_id
         env["HOME"] = str(home)
     return env
@@ -85,13 +90,16 @@ def executable(venv: Path = DEFAULT_VENV) -> Path:
     """`label-studio` in `venv`, checked to be the pinned version."""
     program = Path(venv) / "bin" / "label-studio"
     found = sorted(Path(venv).glob("lib/python*/site-packages/label_studio-*.dist-info"))
-    version = found[-1].name[len("label_studio-"):-len(".dist-info")] if found else None
+    version = found[-1].name[len("label_studio-") : -len(".dist-info")] if found else None
     if not program.is_file() or version is None:
-        raise LabelStudioServerError(f"Label Studio is not installed in {venv}: run `make labelstudio-install` "
-                                     f"(part of `make setup`)")
+        raise LabelStudioServerError(
+            f"Label Studio is not installed in {venv}: run `make labelstudio-install` (part of `make setup`)"
+        )
     if version != LABEL_STUDIO_VERSION:
-        raise LabelStudioServerError(f"{venv} holds label-studio {version}, not the pinned {LABEL_STUDIO_VERSION}: "
-                                     f"remove it and run `make labelstudio-install`")
+        raise LabelStudioServerError(
+            f"{venv} holds label-studio {version}, not the pinned {LABEL_STUDIO_VERSION}: "
+            f"remove it and run `make labelstudio-install`"
+        )
     return program
 
 
@@ -110,8 +118,7 @@ def free_port(host: str = HOST) -> int:
         return probe.getsockname()[1]
 
 
-def initialise_data_dir(data_dir: Path, user: ServerUser, *, venv: Path = DEFAULT_VENV,
-                        timeout: float = 600) -> Path:
+def initialise_data_dir(data_dir: Path, user: ServerUser, *, venv: Path = DEFAULT_VENV, timeout: float = 600) -> Path:
     """Create a migrated SQLite data folder holding `user` (`label-studio init`: the 30-70 s of
     migrations a cold start would spend), to copy into fresh data folders. Appears only once complete."""
     program = executable(venv)
@@ -120,9 +127,14 @@ def initialise_data_dir(data_dir: Path, user: ServerUser, *, venv: Path = DEFAUL
         home.mkdir()
         log = scratch / "init.log"
         with open(log, "wb") as out:
-            done = subprocess.run([str(program), "init", "--quiet", "--no-browser"], stdout=out,
-                                  stderr=subprocess.STDOUT, env=server_environment(scratch, user=user, home=home),
-                                  timeout=timeout, check=False)
+            done = subprocess.run(
+                [str(program), "init", "--quiet", "--no-browser"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=server_environment(scratch, user=user, home=home),
+                timeout=timeout,
+                check=False,
+            )
         if done.returncode != 0:
             raise LabelStudioServerError(f"`label-studio init` failed ({done.returncode}):\n{_tail(log)}")
         shutil.rmtree(home)
@@ -142,8 +154,16 @@ class LabelStudioServer:
         return f"http://{HOST}:{self.port}"
 
     @classmethod
-    def start(cls, data_dir: Path, port: int, *, venv: Path = DEFAULT_VENV, user: ServerUser | None = None,
-              home: Path | None = None, log: Path | None = None) -> "LabelStudioServer":
+    def start(
+        cls,
+        data_dir: Path,
+        port: int,
+        *,
+        venv: Path = DEFAULT_VENV,
+        user: ServerUser | None = None,
+        home: Path | None = None,
+        log: Path | None = None,
+    ) -> LabelStudioServer:
         """Start in the background; `wait_until_ready` blocks until it answers."""
         program = executable(venv)
         # Label Studio silently moves to the next port when this one is taken.
@@ -155,8 +175,12 @@ class LabelStudioServer:
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [str(program), "start", "--no-browser", "--internal-host", HOST, "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                env=server_environment(data_dir, user=user, home=home))
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=server_environment(data_dir, user=user, home=home),
+            )
         return cls(process, port, data_dir, log)
 
     def wait_until_ready(self, timeout: float = 300) -> float:
@@ -165,7 +189,8 @@ class LabelStudioServer:
         while True:
             if self.process.poll() is not None:
                 raise LabelStudioServerError(
-                    f"Label Studio exited ({self.process.returncode}) before it was ready:\n{_tail(self.log)}")
+                    f"Label Studio exited ({self.process.returncode}) before it was ready:\n{_tail(self.log)}"
+                )
             if ready_line in self.log.read_text(encoding="utf-8", errors="replace") and self._healthy():
                 return time.monotonic() - self.started
             if time.monotonic() - self.started > timeout:
@@ -214,15 +239,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = None
     try:
         server = LabelStudioServer.start(args.data_dir, args.port, venv=args.venv)
-        print(f"starting Label Studio {LABEL_STUDIO_VERSION} (data in {args.data_dir}, log in {server.log}) ...",
-              flush=True)
+        print(
+            f"starting Label Studio {LABEL_STUDIO_VERSION} (data in {args.data_dir}, log in {server.log}) ...",
+            flush=True,
+        )
         seconds = server.wait_until_ready()
-        print(f"""Label Studio is ready after {seconds:.0f} s: {server.url}
+        print(
+            f"""Label Studio is ready after {seconds:.0f} s: {server.url}
   first time: open it, sign up (the account stays in {args.data_dir}), then avatar (top right) ->
   Account & Settings -> Personal Access Token -> Create, and copy the token:
     export LABEL_STUDIO_API_KEY=<the token>    # never put it in a file in the project
     policy-ner ls push --url {server.url} --project NAME --model models/<version> data/raw/...
-Ctrl-C stops the server.""", flush=True)
+Ctrl-C stops the server.""",
+            flush=True,
+        )
         return server.process.wait()
     except LabelStudioServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -232,6 +262,7 @@ Ctrl-C stops the server.""", flush=True)
     finally:
         if server is not None:
             server.stop()
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,9 +17,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..files import atomic_write_json
 from ..types import Document, Entity, Span
@@ -77,7 +78,7 @@ def redact(text: str, secret: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(url: str, api_key: str) -> Iterator["LabelStudio"]:
+def connect(url: str, api_key: str) -> Iterator[LabelStudio]:
     """A client for `url`; server and network errors inside the block become `LabelStudioError`."""
     import httpx
     from label_studio_sdk import LabelStudio
@@ -87,8 +88,9 @@ def connect(url: str, api_key: str) -> Iterator["LabelStudio"]:
         yield LabelStudio(base_url=url.rstrip("/"), api_key=api_key)
     except ApiError as exc:
         if exc.status_code in (401, 403):
-            message = (f"Label Studio at {url} refused the API key (HTTP {exc.status_code}): check {API_KEY_ENV} "
-                       f"or --api-key")
+            message = (
+                f"Label Studio at {url} refused the API key (HTTP {exc.status_code}): check {API_KEY_ENV} or --api-key"
+            )
         else:
             message = f"Label Studio at {url} answered HTTP {exc.status_code}: {exc.body}"
         raise LabelStudioError(redact(message, api_key)) from None
@@ -98,6 +100,7 @@ def connect(url: str, api_key: str) -> Iterator["LabelStudio"]:
 
 # --- projects ----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ProjectRef:
     id: int
@@ -105,16 +108,18 @@ class ProjectRef:
     created: bool = False
 
 
-def find_project(client: "LabelStudio", title: str) -> ProjectRef | None:
+def find_project(client: LabelStudio, title: str) -> ProjectRef | None:
     # The server's title filter matches substrings, case-insensitively.
     found = [p for p in client.projects.list(title=title) if p.title == title]
     if len(found) > 1:
-        raise LabelStudioError(f"{len(found)} projects are titled {title!r} (ids "
-                               f"{', '.join(str(p.id) for p in found)}): rename all but one")
+        raise LabelStudioError(
+            f"{len(found)} projects are titled {title!r} (ids "
+            f"{', '.join(str(p.id) for p in found)}): rename all but one"
+        )
     return ProjectRef(found[0].id, title) if found else None
 
 
-def ensure_project(client: "LabelStudio", title: str, labels: Sequence[str]) -> ProjectRef:
+def ensure_project(client: LabelStudio, title: str, labels: Sequence[str]) -> ProjectRef:
     """The project titled `title`, created with our labelling config when missing. An existing one
     must label `data.text` with exactly `labels`, or its annotations could not be read back."""
     project = find_project(client, title)
@@ -125,12 +130,15 @@ def ensure_project(client: "LabelStudio", title: str, labels: Sequence[str]) -> 
     tags = [t for t in labels_tags(config) if (t.from_name, t.to_name) == (FROM_NAME, TO_NAME)]
     if not tags or set(tags[0].labels) != set(labels):
         found = ", ".join(tags[0].labels) if tags else f'no <Labels name="{FROM_NAME}" toName="{TO_NAME}">'
-        raise LabelStudioError(f"project {title!r} (id {project.id}) labels {found}, not {', '.join(labels)}: "
-                               f"use another project, or set its config to `policy-ner ls config`")
+        raise LabelStudioError(
+            f"project {title!r} (id {project.id}) labels {found}, not {', '.join(labels)}: "
+            f"use another project, or set its config to `policy-ner ls config`"
+        )
     return project
 
 
 # --- push --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ExistingTask:
@@ -161,8 +169,9 @@ class PushResult:
     uncertainty: dict[str, float]
 
 
-def plan_push(documents: Sequence[Document], existing: Mapping[str, ExistingTask],
-              model_version: str | None) -> PushPlan:
+def plan_push(
+    documents: Sequence[Document], existing: Mapping[str, ExistingTask], model_version: str | None
+) -> PushPlan:
     """Split documents into new and present ones; a doc id present with another text is refused,
     because the annotations on that task point into the old text (rename the document or delete the
     task in Label Studio)."""
@@ -170,20 +179,26 @@ def plan_push(documents: Sequence[Document], existing: Mapping[str, ExistingTask
     for doc in documents:
         task = existing.get(doc.doc_id)
         if task is not None and task.text != doc.text:
-            where = next((i for i, (a, b) in enumerate(zip(task.text, doc.text)) if a != b),
-                         min(len(task.text), len(doc.text)))
-            conflicts.append(f"{doc.source}: doc id {doc.doc_id} is task {task.task_id} in the project with another "
-                             f"text (they differ from character {where}; {len(task.text)} vs {len(doc.text)} "
-                             f"characters)")
+            where = next(
+                (i for i, (a, b) in enumerate(zip(task.text, doc.text)) if a != b), min(len(task.text), len(doc.text))
+            )
+            conflicts.append(
+                f"{doc.source}: doc id {doc.doc_id} is task {task.task_id} in the project with another "
+                f"text (they differ from character {where}; {len(task.text)} vs {len(doc.text)} "
+                f"characters)"
+            )
     if conflicts:
-        raise PushConflict(f"{len(conflicts)} document(s) not pushed, nothing imported:\n"
-                           + "\n".join(f"  - {c}" for c in conflicts))
+        raise PushConflict(
+            f"{len(conflicts)} document(s) not pushed, nothing imported:\n" + "\n".join(f"  - {c}" for c in conflicts)
+        )
     present = tuple(d for d in documents if d.doc_id in existing)
     return PushPlan(
         new=tuple(d for d in documents if d.doc_id not in existing),
         present=present,
-        needs_prediction=tuple(d for d in present if model_version is not None
-                               and model_version not in existing[d.doc_id].model_versions))
+        needs_prediction=tuple(
+            d for d in present if model_version is not None and model_version not in existing[d.doc_id].model_versions
+        ),
+    )
 
 
 def input_problems(documents: Sequence[Document]) -> list[str]:
@@ -208,7 +223,7 @@ def import_order(documents: Sequence[Document], uncertainty: Mapping[str, float]
     raise ValueError(f"unknown order {order!r} (known: {', '.join(ORDERS)})")
 
 
-def existing_tasks(client: "LabelStudio", project_id: int) -> dict[str, ExistingTask]:
+def existing_tasks(client: LabelStudio, project_id: int) -> dict[str, ExistingTask]:
     """Tasks that carry a `data.doc_id`, by doc id (the first task wins if a doc id repeats)."""
     tasks: dict[str, ExistingTask] = {}
     for task in client.tasks.list(project=project_id, fields="all"):
@@ -225,8 +240,17 @@ def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
-def push(url: str, api_key: str, project: str, documents: Sequence[Document], labels: Sequence[str], *,
-         predictor: "Pretagger | None" = None, order: str = "input", batch_size: int = 32) -> PushResult:
+def push(
+    url: str,
+    api_key: str,
+    project: str,
+    documents: Sequence[Document],
+    labels: Sequence[str],
+    *,
+    predictor: Pretagger | None = None,
+    order: str = "input",
+    batch_size: int = 32,
+) -> PushResult:
     """Import `documents` into the project titled `project` (created if missing) as tasks with
     `data.text` and `data.doc_id`. With a predictor, every new task, and every existing one without
     this model version's pre-annotation, gets one (per-span scores, task score = 1 - uncertainty);
@@ -238,8 +262,10 @@ def push(url: str, api_key: str, project: str, documents: Sequence[Document], la
     if order == "uncertainty" and predictor is None:
         raise ValueError("ordering by uncertainty needs a model (--model)")
     if predictor is not None and set(predictor.labels) != set(labels):
-        raise ValueError(f"the model {predictor.version} predicts {', '.join(predictor.labels)} but the label set "
-                         f"is {', '.join(labels)}")
+        raise ValueError(
+            f"the model {predictor.version} predicts {', '.join(predictor.labels)} but the label set "
+            f"is {', '.join(labels)}"
+        )
     plan_push(documents, {}, None)  # refuse bad input before creating anything on the server
     version = predictor.version if predictor is not None else None
     with connect(url, api_key) as client:
@@ -257,56 +283,81 @@ def push(url: str, api_key: str, project: str, documents: Sequence[Document], la
             return prediction(doc.doc_id, entities, version or "", 1.0 - doc_uncertainty)
 
         for start in range(0, len(new), IMPORT_CHUNK):
-            chunk = new[start:start + IMPORT_CHUNK]
+            chunk = new[start : start + IMPORT_CHUNK]
             response = client.projects.import_tasks(
-                id=ref.id, request=[predicted_task(d.doc_id, d.text, task_prediction(d)) for d in chunk],
-                commit_to_project=True, return_task_ids=True)
+                id=ref.id,
+                request=[predicted_task(d.doc_id, d.text, task_prediction(d)) for d in chunk],
+                commit_to_project=True,
+                return_task_ids=True,
+            )
             if response.task_count != len(chunk):
                 raise LabelStudioError(f"project {project!r}: imported {response.task_count} of {len(chunk)} tasks")
         if plan.needs_prediction:
-            client.projects.import_predictions(id=ref.id, request=[
-                {"task": existing[d.doc_id].task_id, **task_prediction(d)} for d in plan.needs_prediction])
+            client.projects.import_predictions(
+                id=ref.id,
+                request=[{"task": existing[d.doc_id].task_id, **task_prediction(d)} for d in plan.needs_prediction],
+            )
         if version is not None:
             sampling = {"sampling": UNCERTAINTY_SAMPLING} if order == "uncertainty" else {}
             client.projects.update(id=ref.id, model_version=version, **sampling)
-    return PushResult(ref, tuple(d.doc_id for d in new), tuple(d.doc_id for d in plan.present),
-                      tuple(d.doc_id for d in plan.needs_prediction), version, order, uncertainty)
+    return PushResult(
+        ref,
+        tuple(d.doc_id for d in new),
+        tuple(d.doc_id for d in plan.present),
+        tuple(d.doc_id for d in plan.needs_prediction),
+        version,
+        order,
+        uncertainty,
+    )
 
 
 def format_push(result: PushResult, labels: Sequence[str]) -> list[str]:
     """What a push did, for the terminal."""
+
     def with_uncertainty(doc_ids: Sequence[str]) -> list[str]:
-        return [f"  {d}" + (f"  uncertainty {result.uncertainty[d]:.4f}" if d in result.uncertainty else "")
-                for d in doc_ids]
+        return [
+            f"  {d}" + (f"  uncertainty {result.uncertainty[d]:.4f}" if d in result.uncertainty else "")
+            for d in doc_ids
+        ]
 
     state = "created with the labelling config for " + ", ".join(labels) if result.project.created else "exists"
-    how = "".join([", least certain first" if result.order == "uncertainty" else "",
-                   f", with pre-annotations by model {result.model_version}" if result.model_version else ""])
-    lines = [f"project {result.project.title!r} (id {result.project.id}): {state}",
-             f"imported {len(result.imported)} new task(s){how}" + (":" if result.imported else ""),
-             *with_uncertainty(result.imported)]
+    how = "".join(
+        [
+            ", least certain first" if result.order == "uncertainty" else "",
+            f", with pre-annotations by model {result.model_version}" if result.model_version else "",
+        ]
+    )
+    lines = [
+        f"project {result.project.title!r} (id {result.project.id}): {state}",
+        f"imported {len(result.imported)} new task(s){how}" + (":" if result.imported else ""),
+        *with_uncertainty(result.imported),
+    ]
     if result.present:
         lines.append(f"{len(result.present)} already in the project with the same text, not imported again")
     if result.predictions_added:
-        lines.append(f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} "
-                     f"of them:")
+        lines.append(
+            f"pre-annotations by model {result.model_version} added to {len(result.predictions_added)} of them:"
+        )
         lines += with_uncertainty(sorted(result.predictions_added, key=lambda d: -result.uncertainty[d]))
     if result.model_version:
-        lines.append(f"the project shows model {result.model_version}'s pre-annotations"
-                     + (" and serves the least certain task first" if result.order == "uncertainty" else ""))
+        lines.append(
+            f"the project shows model {result.model_version}'s pre-annotations"
+            + (" and serves the least certain task first" if result.order == "uncertainty" else "")
+        )
     return lines
 
 
 def _predict(predictor: Pretagger, documents: Sequence[Document], batch_size: int) -> dict[str, tuple[list, float]]:
     found: dict[str, tuple[list, float]] = {}
     for start in range(0, len(documents), batch_size):
-        chunk = documents[start:start + batch_size]
+        chunk = documents[start : start + batch_size]
         for doc, result in zip(chunk, predictor.predict_with_uncertainty([d.text for d in chunk])):
             found[doc.doc_id] = result
     return found
 
 
 # --- pull --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DocumentChange:
@@ -348,7 +399,8 @@ def diff_documents(previous: Sequence[Document], current: Sequence[Document]) ->
         new=tuple(d for d in current if d.doc_id not in before),
         changed=tuple(c for c in changes if c is not None),
         removed=tuple(d for d in previous if d.doc_id not in after),
-        unchanged=sum(c is None for c in changes))
+        unchanged=sum(c is None for c in changes),
+    )
 
 
 def _document_change(old: Document, new: Document) -> DocumentChange | None:
@@ -360,26 +412,33 @@ def _document_change(old: Document, new: Document) -> DocumentChange | None:
         new.doc_id,
         added=tuple(s for key, s in new_at.items() if key not in old_at),
         removed=tuple(s for key, s in old_at.items() if key not in new_at),
-        relabelled=tuple((old_at[key], s) for key, s in new_at.items()
-                         if key in old_at and old_at[key].label != s.label))
+        relabelled=tuple(
+            (old_at[key], s) for key, s in new_at.items() if key in old_at and old_at[key].label != s.label
+        ),
+    )
     return change if change.added or change.removed or change.relabelled else None
 
 
 def format_diff(diff: ExportDiff, previous: Path | None, texts: Mapping[str, str]) -> list[str]:
     """Lines for the terminal; `texts` (doc id -> text) lets span lines show their surface."""
+
     def span(s: Span, doc_id: str) -> str:
-        return f"{s.label} {s.start}:{s.end} {texts.get(doc_id, '')[s.start:s.end]!r}"
+        return f"{s.label} {s.start}:{s.end} {texts.get(doc_id, '')[s.start : s.end]!r}"
 
     against = f"against {previous}" if previous else "against no previous version (everything is new)"
-    lines = [f"changes {against}: {len(diff.new)} new, {len(diff.changed)} changed, {len(diff.removed)} removed, "
-             f"{diff.unchanged} unchanged document(s); spans +{diff.spans_added} -{diff.spans_removed}, "
-             f"{diff.spans_relabelled} relabelled"]
+    lines = [
+        f"changes {against}: {len(diff.new)} new, {len(diff.changed)} changed, {len(diff.removed)} removed, "
+        f"{diff.unchanged} unchanged document(s); spans +{diff.spans_added} -{diff.spans_removed}, "
+        f"{diff.spans_relabelled} relabelled"
+    ]
     lines += [f"  new      {d.doc_id}: {len(d.spans)} spans" for d in diff.new]
     lines += [f"  removed  {d.doc_id}: {len(d.spans)} spans no longer annotated" for d in diff.removed]
     for change in diff.changed:
         note = " (its text changed)" if change.text_changed else ""
-        lines.append(f"  changed  {change.doc_id}{note}: +{len(change.added)} -{len(change.removed)} spans, "
-                     f"{len(change.relabelled)} relabelled")
+        lines.append(
+            f"  changed  {change.doc_id}{note}: +{len(change.added)} -{len(change.removed)} spans, "
+            f"{len(change.relabelled)} relabelled"
+        )
         lines += [f"             + {span(s, change.doc_id)}" for s in change.added if not change.text_changed]
         lines += [f"             - {span(s, change.doc_id)}" for s in change.removed if not change.text_changed]
         lines += [f"             ~ {span(a, change.doc_id)} was {b.label}" for b, a in change.relabelled]
@@ -416,8 +475,16 @@ class PullResult:
     diff: ExportDiff
 
 
-def pull(url: str, api_key: str, project: str, output: str | Path, labels: Sequence[str], *,
-         previous: str | Path | None = None, timeout: float = 300) -> PullResult:
+def pull(
+    url: str,
+    api_key: str,
+    project: str,
+    output: str | Path,
+    labels: Sequence[str],
+    *,
+    previous: str | Path | None = None,
+    timeout: float = 300,
+) -> PullResult:
     """Snapshot-export the project (predictions in full, not as ids), validate every task, write the
     export to `output` atomically and diff it against `previous` (default: `previous_version(output)`).
     An export with any problem raises `ExportRejected` and leaves `output` untouched."""
@@ -433,35 +500,48 @@ def pull(url: str, api_key: str, project: str, output: str | Path, labels: Seque
     if reading.issues:
         raise ExportRejected(reading.issues, output)
     atomic_write_json(output, tasks)
-    return PullResult(output, ref, len(tasks), tuple(reading.documents), tuple(reading.unannotated_tasks),
-                      previous, diff_documents(before, reading.documents))
+    return PullResult(
+        output,
+        ref,
+        len(tasks),
+        tuple(reading.documents),
+        tuple(reading.unannotated_tasks),
+        previous,
+        diff_documents(before, reading.documents),
+    )
 
 
 def format_pull(result: PullResult) -> list[str]:
     """What a pull found and wrote, and what changed, for the terminal."""
     spans = sum(len(d.spans) for d in result.documents)
-    lines = [f"project {result.project.title!r} (id {result.project.id}): {result.tasks} task(s), "
-             f"{len(result.documents)} annotated document(s), {spans} spans, all valid"]
+    lines = [
+        f"project {result.project.title!r} (id {result.project.id}): {result.tasks} task(s), "
+        f"{len(result.documents)} annotated document(s), {spans} spans, all valid"
+    ]
     if result.unannotated:
         lines.append(f"{len(result.unannotated)} task(s) without a submitted annotation (kept in the file, not gold)")
     lines += format_diff(result.diff, result.previous, {d.doc_id: d.text for d in result.documents})
     return [*lines, f"wrote {result.output}"]
 
 
-def snapshot_export(client: "LabelStudio", project_id: int, timeout: float = 300) -> list[dict[str, Any]]:
+def snapshot_export(client: LabelStudio, project_id: int, timeout: float = 300) -> list[dict[str, Any]]:
     """Every task of the project as Label Studio's JSON export lists it, predictions included in full
     (the quick export lists only their ids). The snapshot is deleted from the server afterwards."""
     exports = client.projects.exports
-    snapshot = exports.create(project_id, title=f"policy-ner pull {time.strftime('%Y-%m-%d %H:%M:%S')}",
-                              serialization_options={"predictions": {"only_id": False}})
+    snapshot = exports.create(
+        project_id,
+        title=f"policy-ner pull {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        serialization_options={"predictions": {"only_id": False}},
+    )
     try:
         deadline = time.monotonic() + timeout
         while snapshot.status != "completed":
             if snapshot.status == "failed":
                 raise LabelStudioError(f"the snapshot export {snapshot.id} of project {project_id} failed")
             if time.monotonic() > deadline:
-                raise LabelStudioError(f"the snapshot export {snapshot.id} of project {project_id} was not ready "
-                                       f"after {timeout:.0f} s")
+                raise LabelStudioError(
+                    f"the snapshot export {snapshot.id} of project {project_id} was not ready after {timeout:.0f} s"
+                )
             time.sleep(0.5)
             snapshot = exports.get(project_id, snapshot.id)
         payload = b"".join(exports.download(project_id, snapshot.id, export_type="JSON"))

@@ -13,8 +13,8 @@ document, and an entity shorter than the overlap lies whole inside at least one 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None
     return EncodedText(text, input_ids, token_chars, units, unit_tokens, token_types)
 
 
-_TOKENS_OF_CHAR: "weakref.WeakKeyDictionary[object, dict[str, list[int]]]" = weakref.WeakKeyDictionary()
+_TOKENS_OF_CHAR: weakref.WeakKeyDictionary[object, dict[str, list[int]]] = weakref.WeakKeyDictionary()
 
 
 def char_token_ids(tokenizer, text: str) -> dict[str, list[int]]:
@@ -64,8 +64,13 @@ def char_token_ids(tokenizer, text: str) -> dict[str, list[int]]:
     known = _TOKENS_OF_CHAR.setdefault(tokenizer, {})
     new = [char for char in dict.fromkeys(text) if char not in known]
     if new:
-        encoding = tokenizer(new, is_split_into_words=True, add_special_tokens=False,
-                             return_attention_mask=False, return_token_type_ids=False)
+        encoding = tokenizer(
+            new,
+            is_split_into_words=True,
+            add_special_tokens=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         tokens: dict[str, list[int]] = {char: [] for char in new}
         for token_id, word in zip(encoding["input_ids"], encoding.word_ids()):
             tokens[new[word]].append(token_id)
@@ -104,12 +109,13 @@ class SpecialTokens:
     pad: int
 
     @classmethod
-    def of(cls, tokenizer) -> "SpecialTokens":
+    def of(cls, tokenizer) -> SpecialTokens:
         return cls(tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
 
 
-def frame_window(input_ids: Sequence[int], token_types: Sequence[int], labels: Sequence[int] | None = None, *,
-                 special: SpecialTokens) -> dict[str, list[int]]:
+def frame_window(
+    input_ids: Sequence[int], token_types: Sequence[int], labels: Sequence[int] | None = None, *, special: SpecialTokens
+) -> dict[str, list[int]]:
     """One window as the network sees it: [CLS] ids [SEP]. The two special positions have token type 0
     and, when `labels` are given, the label IGNORE_INDEX."""
     row = {"input_ids": [special.cls, *input_ids, special.sep], "token_type_ids": [0, *token_types, 0]}
@@ -123,8 +129,11 @@ def pad_windows(rows: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dic
     token_type_ids (0 on padding) and, when the rows carry them, labels (IGNORE_INDEX on padding)."""
     width = max(len(row["input_ids"]) for row in rows)
     shape = (len(rows), width)
-    arrays = {"input_ids": np.full(shape, pad_id, dtype=np.int64), "attention_mask": np.zeros(shape, dtype=np.int64),
-              "token_type_ids": np.zeros(shape, dtype=np.int64)}
+    arrays = {
+        "input_ids": np.full(shape, pad_id, dtype=np.int64),
+        "attention_mask": np.zeros(shape, dtype=np.int64),
+        "token_type_ids": np.zeros(shape, dtype=np.int64),
+    }
     if "labels" in rows[0]:
         arrays["labels"] = np.full(shape, IGNORE_INDEX, dtype=np.int64)
     for i, row in enumerate(rows):
@@ -135,4 +144,3 @@ def pad_windows(rows: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dic
         if "labels" in arrays:
             arrays["labels"][i, :n] = row["labels"]
     return arrays
-

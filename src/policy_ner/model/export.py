@@ -62,22 +62,31 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         buffer = io.BytesIO()
-        torch.onnx.export(graph, _example_inputs(model, 2, 16), buffer, dynamo=False,
-                          input_names=list(INPUT_NAMES), output_names=["logits"], opset_version=OPSET,
-                          dynamic_axes={name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "logits")})
+        torch.onnx.export(
+            graph,
+            _example_inputs(model, 2, 16),
+            buffer,
+            dynamo=False,
+            input_names=list(INPUT_NAMES),
+            output_names=["logits"],
+            opset_version=OPSET,
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "logits")},
+        )
     graph.eval()  # the exporter restores the wrapper's mode, and with it the model's
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=folder) as scratch:
         fp32_scratch, int8_scratch = Path(scratch) / FP32_FILE, Path(scratch) / INT8_FILE
         fp32_scratch.write_bytes(buffer.getvalue())
         check = tuple(t.numpy() for t in _example_inputs(model, 3, 41))
-        difference = float(np.abs(OnnxRuntime(fp32_scratch, threads=1).logits(*check)
-                                  - TorchRuntime(model).logits(*check)).max())
+        difference = float(
+            np.abs(OnnxRuntime(fp32_scratch, threads=1).logits(*check) - TorchRuntime(model).logits(*check)).max()
+        )
         if difference > PARITY_TOLERANCE:
             raise ValueError(f"{model_dir}: the exported graph's logits differ from torch's by {difference:.2e}")
         with quiet_root_logger():  # quantize_dynamic's advice to pre-process, on the root logger
-            quantize_dynamic(fp32_scratch, int8_scratch, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=QUANTIZED_OPS)
+            quantize_dynamic(
+                fp32_scratch, int8_scratch, weight_type=QuantType.QInt8, op_types_to_quantize=QUANTIZED_OPS
+            )
         fp32 = atomic_write_bytes(folder / FP32_FILE, fp32_scratch.read_bytes())
         int8 = atomic_write_bytes(folder / INT8_FILE, int8_scratch.read_bytes())
     return OnnxExport(fp32, int8, difference, round(time.perf_counter() - started, 1))
@@ -112,7 +121,7 @@ def _example_inputs(model, batch: int, length: int) -> tuple[torch.Tensor, ...]:
     input_ids = torch.randint(5, config.vocab_size, (batch, length), generator=generator)
     token_type_ids = torch.randint(0, config.type_vocab_size, (batch, length), generator=generator)
     attention_mask = torch.ones_like(input_ids)
-    attention_mask[-1, length // 2:] = 0
-    input_ids[-1, length // 2:] = config.pad_token_id or 0
-    token_type_ids[-1, length // 2:] = 0
+    attention_mask[-1, length // 2 :] = 0
+    input_ids[-1, length // 2 :] = config.pad_token_id or 0
+    token_type_ids[-1, length // 2 :] = 0
     return input_ids, attention_mask, token_type_ids

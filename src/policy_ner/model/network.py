@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import string
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForTokenClassification,
+    BertTokenizer,
+)
 from transformers import initialization as init
-from transformers import (AutoConfig, AutoModelForTokenClassification, AutoTokenizer, BertConfig,
-                          BertForTokenClassification, BertTokenizer)
 from transformers.modeling_outputs import TokenClassifierOutput
 
 from ..config import SCRATCH, Config
@@ -21,8 +27,12 @@ from ..tags import iob2_transitions
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 # Always in the vocabulary, so digits, Latin letters and common punctuation never become [UNK]
 # even when the training texts lack them.
-_BASE_CHARACTERS = (string.digits + string.ascii_letters + string.punctuation
-                    + "０１２３４５６７８９，。、；：？！“”‘’（）《》【】—…％．")
+_BASE_CHARACTERS = (
+    string.digits
+    + string.ascii_letters
+    + string.punctuation
+    + "０１２３４５６７８９，。、；：？！“”‘’（）《》【】—…％．"
+)
 
 
 def build_char_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
@@ -44,8 +54,12 @@ def vocab_from_counts(counts: Counter, min_count: int = 1) -> list[str]:
 
 def char_tokenizer(vocab: Sequence[str]) -> BertTokenizer:
     """A BERT tokenizer over a character vocabulary: one token per character, case kept."""
-    return BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=False,
-                         tokenize_chinese_chars=True, strip_accents=False)
+    return BertTokenizer(
+        vocab={token: i for i, token in enumerate(vocab)},
+        do_lower_case=False,
+        tokenize_chinese_chars=True,
+        strip_accents=False,
+    )
 
 
 def is_scratch(config: Config) -> bool:
@@ -57,26 +71,41 @@ def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequenc
     randomly initialised for `scratch`, else the base checkpoint's encoder with a fresh head."""
     tags = config.tags
     m = config.model
-    settings = dict(num_labels=len(tags), id2label=dict(enumerate(tags)), label2id={t: i for i, t in enumerate(tags)},
-                    conv_layers=m.conv_layers, conv_kernel=m.conv_kernel, crf=m.crf,
-                    feature_sizes=list(feature_sizes))
+    settings = dict(
+        num_labels=len(tags),
+        id2label=dict(enumerate(tags)),
+        label2id={t: i for i, t in enumerate(tags)},
+        conv_layers=m.conv_layers,
+        conv_kernel=m.conv_kernel,
+        crf=m.crf,
+        feature_sizes=list(feature_sizes),
+    )
     if is_scratch(config):
-        return PolicyNerBertForTokenClassification(PolicyNerBertConfig(
-            **scratch_encoder_settings(config, tokenizer, max_length), **settings))
+        return PolicyNerBertForTokenClassification(
+            PolicyNerBertConfig(**scratch_encoder_settings(config, tokenizer, max_length), **settings)
+        )
     base_config = AutoConfig.from_pretrained(m.base).to_dict()
     for key in ("model_type", "architectures", "transformers_version", *settings):
         base_config.pop(key, None)
     return PolicyNerBertForTokenClassification.from_pretrained(
-        m.base, config=PolicyNerBertConfig(**settings, **base_config), ignore_mismatched_sizes=True)
+        m.base, config=PolicyNerBertConfig(**settings, **base_config), ignore_mismatched_sizes=True
+    )
 
 
 def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict:
     """`BertConfig` arguments of the encoder that `model.*` describes."""
     m = config.model
-    return dict(vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_layers,
-                num_attention_heads=m.num_heads, intermediate_size=m.intermediate_size,
-                hidden_dropout_prob=m.dropout, attention_probs_dropout_prob=m.dropout,
-                max_position_embeddings=max(512, max_length), pad_token_id=tokenizer.pad_token_id)
+    return dict(
+        vocab_size=len(tokenizer),
+        hidden_size=m.hidden_size,
+        num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads,
+        intermediate_size=m.intermediate_size,
+        hidden_dropout_prob=m.dropout,
+        attention_probs_dropout_prob=m.dropout,
+        max_position_embeddings=max(512, max_length),
+        pad_token_id=tokenizer.pad_token_id,
+    )
 
 
 def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
@@ -87,14 +116,16 @@ def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
 
 # --- the scratch encoder's own head: local convolutions and a CRF ---------------------------------
 
+
 class PolicyNerBertConfig(BertConfig):
     """BERT's config plus the feature channels (`feature_sizes`, see features.py) and the optional
     head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
 
     model_type = "policy-ner-bert"
 
-    def __init__(self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False,
-                 feature_sizes: Sequence[int] = (), **kwargs):
+    def __init__(
+        self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False, feature_sizes: Sequence[int] = (), **kwargs
+    ):
         super().__init__(**kwargs)
         self.conv_layers = conv_layers
         self.conv_kernel = conv_kernel
@@ -113,8 +144,12 @@ class FeatureEmbedding(nn.Module):
         self.hidden_size = hidden_size
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
-        total = torch.zeros(*packed.shape, self.hidden_size, device=packed.device,
-                            dtype=self.channels[0].weight.dtype if self.channels else torch.float32)
+        total = torch.zeros(
+            *packed.shape,
+            self.hidden_size,
+            device=packed.device,
+            dtype=self.channels[0].weight.dtype if self.channels else torch.float32,
+        )
         for embedding, size in zip(self.channels, self.sizes):
             total = total + embedding(packed % size)
             packed = torch.div(packed, size, rounding_mode="floor")
@@ -128,8 +163,9 @@ class LocalContext(nn.Module):
 
     def __init__(self, hidden_size: int, layers: int, kernel: int, dropout: float):
         super().__init__()
-        self.convolutions = nn.ModuleList(nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2)
-                                          for _ in range(layers))
+        self.convolutions = nn.ModuleList(
+            nn.Conv1d(hidden_size, hidden_size, kernel, padding=kernel // 2) for _ in range(layers)
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(layers))
         self.dropout = nn.Dropout(dropout)
 
@@ -156,8 +192,11 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
         self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
-        self.local = (LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel,
-                                   config.hidden_dropout_prob) if config.conv_layers else None)
+        self.local = (
+            LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel, config.hidden_dropout_prob)
+            if config.conv_layers
+            else None
+        )
         n = config.num_labels
         self.crf_transitions = nn.Parameter(torch.zeros(n, n)) if config.crf else None
         self.crf_start = nn.Parameter(torch.zeros(n)) if config.crf else None
@@ -178,10 +217,23 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
                 init.zeros_(self.crf_transitions)
                 init.zeros_(self.crf_start)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, **kwargs) -> TokenClassifierOutput:
-        hidden = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                           position_ids=position_ids, inputs_embeds=inputs_embeds).last_hidden_state
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        **kwargs,
+    ) -> TokenClassifierOutput:
+        hidden = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+        ).last_hidden_state
         if self.local is not None:
             hidden = self.local(hidden, attention_mask)
         logits = self.classifier(self.dropout(hidden))
@@ -220,7 +272,8 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
         for t in range(1, width):
             step = mask[:, t]
             gold_score = gold_score + torch.where(
-                step, transitions[gold[:, t - 1], gold[:, t]] + scores[rows, t, gold[:, t]], 0.0)
+                step, transitions[gold[:, t - 1], gold[:, t]] + scores[rows, t, gold[:, t]], 0.0
+            )
             moved = torch.logsumexp(total[:, :, None] + transitions[None], dim=1) + scores[:, t]
             total = torch.where(step[:, None], moved, total)
         nonempty = lengths > 0

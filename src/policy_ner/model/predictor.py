@@ -9,8 +9,8 @@ is ever emitted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -29,16 +29,21 @@ from .registry import read_model_settings
 from .runtimes import RUNTIMES, OnnxRuntime, Runtime, TorchRuntime, onnx_model_path
 
 
-def viterbi(scores: np.ndarray, tags: Sequence[str], transitions: np.ndarray | None = None,
-            start: np.ndarray | None = None) -> list[int]:
+def viterbi(
+    scores: np.ndarray, tags: Sequence[str], transitions: np.ndarray | None = None, start: np.ndarray | None = None
+) -> list[int]:
     """Best tag sequence under the IOB2 constraints. `scores` is (length, tags): log-probabilities
     for a softmax model, emission scores for a CRF, whose `transitions[prev, next]` and `start`
     scores are then added."""
     return viterbi_batch([scores], tags, transitions, start)[0]
 
 
-def viterbi_batch(scores: Sequence[np.ndarray], tags: Sequence[str], transitions: np.ndarray | None = None,
-                  start: np.ndarray | None = None) -> list[list[int]]:
+def viterbi_batch(
+    scores: Sequence[np.ndarray],
+    tags: Sequence[str],
+    transitions: np.ndarray | None = None,
+    start: np.ndarray | None = None,
+) -> list[list[int]]:
     """`viterbi` of each sequence (`decoding.best_paths` under the IOB2 constraints)."""
     allowed, allowed_first = (np.array(m, dtype=bool) for m in iob2_transitions(tags))
     penalty = np.where(allowed, 0.0 if transitions is None else transitions, -np.inf)
@@ -57,9 +62,19 @@ class Predictor:
     `model` is a torch token classifier. Another `runtime` (an `OnnxRuntime`) may stand in for it, with
     `model` None and the CRF's scores, if any, given as `crf` (as saved in the model settings)."""
 
-    def __init__(self, model, tokenizer, tags: Sequence[str], max_length: int, stride: int,
-                 batch_size: int = 16, features: Featurizer = NO_FEATURES, version: str = "",
-                 runtime: Runtime | None = None, crf: dict | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        tags: Sequence[str],
+        max_length: int,
+        stride: int,
+        batch_size: int = 16,
+        features: Featurizer = NO_FEATURES,
+        version: str = "",
+        runtime: Runtime | None = None,
+        crf: dict | None = None,
+    ):
         self.model = model.eval() if model is not None else None
         self.runtime = runtime or TorchRuntime(model)
         self.features = features
@@ -74,23 +89,40 @@ class Predictor:
         self.crf = (np.array(crf["transitions"]), np.array(crf["start"])) if crf else (None, None)
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, batch_size: int = 16, runtime: str = "torch",
-                        threads: int = 0, onnx_dir: str | Path | None = None) -> "Predictor":
+    def from_pretrained(
+        cls,
+        model_dir: str | Path,
+        batch_size: int = 16,
+        runtime: str = "torch",
+        threads: int = 0,
+        onnx_dir: str | Path | None = None,
+    ) -> Predictor:
         """`runtime` is one of RUNTIMES; the ONNX ones read `export_onnx`'s files from `onnx_dir`
         (default MODEL_DIR/onnx) and use `threads` intra-op threads (0: one per available core)."""
         model_dir = Path(model_dir)
         settings = read_model_settings(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        common = dict(batch_size=batch_size, features=Featurizer.from_dict(settings.get("features", {})),
-                      version=settings.get("version", model_dir.name))
+        common = dict(
+            batch_size=batch_size,
+            features=Featurizer.from_dict(settings.get("features", {})),
+            version=settings.get("version", model_dir.name),
+        )
         if runtime == "torch":
             model = AutoModelForTokenClassification.from_pretrained(model_dir)
             return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common)
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
         path = onnx_model_path(model_dir, quantized=runtime == "onnx-int8", onnx_dir=onnx_dir)
-        return cls(None, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common,
-                   runtime=OnnxRuntime(path, threads), crf=settings.get("crf"))
+        return cls(
+            None,
+            tokenizer,
+            settings["tags"],
+            settings["max_length"],
+            settings["stride"],
+            **common,
+            runtime=OnnxRuntime(path, threads),
+            crf=settings.get("crf"),
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -99,8 +131,10 @@ class Predictor:
     def encode(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[EncodedText]:
         """Each text tokenized, with its feature ids (computed for all the texts together; `ahead` maps
         channels already computed to their `features.channel_values(channel, texts)`)."""
-        return [encode_text(text, self.tokenizer, values)
-                for text, values in zip(texts, self.features.values_many(texts, ahead))]
+        return [
+            encode_text(text, self.tokenizer, values)
+            for text, values in zip(texts, self.features.values_many(texts, ahead))
+        ]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
         return self.predict_encoded(self.encode(texts))
@@ -116,13 +150,20 @@ class Predictor:
         """`predict`'s entities and, per text, its `tag_margin_uncertainty` (one pass of the model)."""
         encoded = self.encode(texts)
         scores = self.token_scores(encoded)
-        return list(zip(self.entities_from_scores(encoded, scores),
-                        (tag_margin_uncertainty(s[enc.unit_tokens]) for enc, s in zip(encoded, scores))))
+        return list(
+            zip(
+                self.entities_from_scores(encoded, scores),
+                (tag_margin_uncertainty(s[enc.unit_tokens]) for enc, s in zip(encoded, scores)),
+            )
+        )
 
     def token_scores(self, encoded: Sequence[EncodedText]) -> list[np.ndarray]:
         """Per document, the logits of each token from the window where it is most central."""
-        windows = [(doc, start, end) for doc, enc in enumerate(encoded)
-                   for start, end in plan_windows(len(enc.input_ids), self.max_length - 2, self.stride)]
+        windows = [
+            (doc, start, end)
+            for doc, enc in enumerate(encoded)
+            for start, end in plan_windows(len(enc.input_ids), self.max_length - 2, self.stride)
+        ]
         windows.sort(key=lambda w: w[2] - w[1], reverse=True)  # similar lengths batch together
         out = [np.zeros((len(enc.input_ids), len(self.tags)), dtype=np.float32) for enc in encoded]
         best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
@@ -133,18 +174,22 @@ class Predictor:
                 positions = np.arange(start, end)
                 margin = np.minimum(positions - start, end - 1 - positions)
                 better = margin > best_margin[doc][start:end]
-                out[doc][start:end][better] = window_logits[1:1 + end - start][better]
+                out[doc][start:end][better] = window_logits[1 : 1 + end - start][better]
                 best_margin[doc][start:end][better] = margin[better]
         return out
 
-    def framed_windows(self, encoded: Sequence[EncodedText], windows: Sequence[tuple[int, int, int]]
-                       ) -> list[dict[str, list[int]]]:
+    def framed_windows(
+        self, encoded: Sequence[EncodedText], windows: Sequence[tuple[int, int, int]]
+    ) -> list[dict[str, list[int]]]:
         """The (document, start token, end token) `windows` of `encoded` texts framed for the network."""
-        return [frame_window(encoded[doc].input_ids[start:end], encoded[doc].token_types[start:end],
-                             special=self.special) for doc, start, end in windows]
+        return [
+            frame_window(encoded[doc].input_ids[start:end], encoded[doc].token_types[start:end], special=self.special)
+            for doc, start, end in windows
+        ]
 
-    def entities_from_scores(self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]
-                             ) -> list[list[Entity]]:
+    def entities_from_scores(
+        self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]
+    ) -> list[list[Entity]]:
         """Each text's entities, decoded from its `token_scores` under the IOB2 constraints."""
         unit_logits = [logits[enc.unit_tokens] for enc, logits in zip(encoded, token_logits)]
         unit_log_probs = [log_softmax(logits) for logits in unit_logits]
@@ -158,10 +203,16 @@ class Predictor:
         for span in spans_from_tags([self.tags[i] for i in path]):
             first_char = encoded.units[span.start]
             last_char = encoded.units[span.end - 1]
-            chosen = unit_log_probs[np.arange(span.start, span.end), path[span.start:span.end]]
-            entities.append(Entity(span.label, first_char, last_char + 1,
-                                   encoded.text[first_char:last_char + 1],
-                                   round(float(np.exp(chosen).mean()), 4)))
+            chosen = unit_log_probs[np.arange(span.start, span.end), path[span.start : span.end]]
+            entities.append(
+                Entity(
+                    span.label,
+                    first_char,
+                    last_char + 1,
+                    encoded.text[first_char : last_char + 1],
+                    round(float(np.exp(chosen).mean()), 4),
+                )
+            )
         return entities
 
 
@@ -179,7 +230,7 @@ def tag_margin_uncertainty(unit_logits: np.ndarray) -> float:
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def set_threads(threads: int = 0, overlapped: bool = False) -> int:
@@ -205,6 +256,9 @@ def set_batch_threads(model_dir: str | Path, threads: int = 0, overlap: bool = T
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:
     """The predictor's entities in each document, as the scoring functions take them."""
     entities = predictor.predict([d.text for d in documents])
-    return {doc.doc_id: PredictedDocument(doc.doc_id, doc.text, tuple(e.as_span() for e in found),
-                                          tuple(e.score for e in found))
-            for doc, found in zip(documents, entities)}
+    return {
+        doc.doc_id: PredictedDocument(
+            doc.doc_id, doc.text, tuple(e.as_span() for e in found), tuple(e.score for e in found)
+        )
+        for doc, found in zip(documents, entities)
+    }

@@ -56,13 +56,19 @@ def entry_from_card(card: dict, path: str) -> ModelEntry:
     data, training, dev = card.get("data", {}), card.get("training", {}), card.get("dev_metrics") or {}
     micro, macro = dev.get("micro", {}), dev.get("macro", {})
     return ModelEntry(
-        version=card.get("version", Path(path).name), path=path, created=card.get("created"),
+        version=card.get("version", Path(path).name),
+        path=path,
+        created=card.get("created"),
         base_model=card.get("base_model"),
         data_files=tuple(f"{f['path']} ({f['sha256'][:12]})" for f in data.get("annotation_files", [])),
-        train_documents=len(data.get("train_documents", [])), dev_documents=len(data.get("dev_documents", [])),
+        train_documents=len(data.get("train_documents", [])),
+        dev_documents=len(data.get("dev_documents", [])),
         training_seconds=training.get("seconds"),
-        dev_micro_precision=micro.get("precision"), dev_micro_recall=micro.get("recall"),
-        dev_micro_f1=micro.get("f1"), dev_macro_f1=macro.get("f1"))
+        dev_micro_precision=micro.get("precision"),
+        dev_micro_recall=micro.get("recall"),
+        dev_micro_f1=micro.get("f1"),
+        dev_macro_f1=macro.get("f1"),
+    )
 
 
 def list_models(models_dir: str | Path = "models") -> list[ModelEntry]:
@@ -86,13 +92,37 @@ def list_models(models_dir: str | Path = "models") -> list[ModelEntry]:
 
 def models_table(entries: list[ModelEntry]) -> str:
     """A Markdown table of the registry, one row per version."""
+
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
 
-    header = ["version", "created", "base model", "training data", "train/dev docs", "training s", "dev P", "dev R",
-              "dev micro F1", "dev macro F1"]
-    rows = [[e.version, e.problem, *[""] * 8] if e.problem else
-            [e.version, e.created or "-", e.base_model, "; ".join(e.data_files),
-             f"{e.train_documents}/{e.dev_documents}", num(e.training_seconds, 1), num(e.dev_micro_precision),
-             num(e.dev_micro_recall), num(e.dev_micro_f1), num(e.dev_macro_f1)] for e in entries]
+    header = [
+        "version",
+        "created",
+        "base model",
+        "training data",
+        "train/dev docs",
+        "training s",
+        "dev P",
+        "dev R",
+        "dev micro F1",
+        "dev macro F1",
+    ]
+    rows = [
+        [e.version, e.problem, *[""] * 8]
+        if e.problem
+        else [
+            e.version,
+            e.created or "-",
+            e.base_model,
+            "; ".join(e.data_files),
+            f"{e.train_documents}/{e.dev_documents}",
+            num(e.training_seconds, 1),
+            num(e.dev_micro_precision),
+            num(e.dev_micro_recall),
+            num(e.dev_micro_f1),
+            num(e.dev_macro_f1),
+        ]
+        for e in entries
+    ]
     return markdown.table(header, rows, "llllrrrrrr")

@@ -21,8 +21,7 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 class Runtime(Protocol):
     """Runs the network: emission logits (windows, positions, tags) for a batch of framed, padded windows."""
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray
-               ) -> np.ndarray: ...
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray: ...
 
 
 class TorchRuntime:
@@ -37,8 +36,11 @@ class TorchRuntime:
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         torch = self.torch
         with torch.inference_mode():
-            output = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask),
-                                token_type_ids=torch.from_numpy(token_type_ids))
+            output = self.model(
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
+                token_type_ids=torch.from_numpy(token_type_ids),
+            )
         return output.logits.float().numpy()
 
 
@@ -50,8 +52,9 @@ class OnnxRuntime:
         self.session = cpu_session(path, threads)
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        return self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask,
-                                             "token_type_ids": token_type_ids})[0]
+        return self.session.run(
+            ["logits"], {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        )[0]
 
 
 def onnx_folder(model_dir: str | Path, onnx_dir: str | Path | None = None) -> Path:
@@ -63,6 +66,8 @@ def onnx_model_path(model_dir: str | Path, quantized: bool = False, onnx_dir: st
     that says how to make it."""
     path = onnx_folder(model_dir, onnx_dir) / (INT8_FILE if quantized else FP32_FILE)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no ONNX model there; run `policy-ner export-onnx {model_dir}"
-                                f"{f' --output {onnx_dir}' if onnx_dir else ''}` first")
+        raise FileNotFoundError(
+            f"{path}: no ONNX model there; run `policy-ner export-onnx {model_dir}"
+            f"{f' --output {onnx_dir}' if onnx_dir else ''}` first"
+        )
     return path

@@ -17,14 +17,15 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Sequence, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
+from ..features.channels import NATIVE_CHANNELS, Featurizer
 from .inputs import DEFAULT_GLOB, EXIT_SKIPPED, InputDocument, Skipped, plan_inputs, read_documents
 from .outputs import PredictionWriter, open_writer, output_format
-from ..features.channels import Featurizer, NATIVE_CHANNELS
 
 if TYPE_CHECKING:
     from ..model.predictor import Predictor
@@ -54,12 +55,24 @@ class BatchSummary:
         return EXIT_SKIPPED if self.skipped else 0
 
 
-def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: str | Path, *,
-                  format: str | None = None, resume: bool = False, overwrite: bool = False,
-                  glob: str = DEFAULT_GLOB, input_format: str = "auto", text_field: str = "text",
-                  id_field: str = "doc_id", batch_documents: int = BATCH_DOCUMENTS,
-                  batch_characters: int = BATCH_CHARACTERS, progress: TextIO | None = None,
-                  stdin: BinaryIO | None = None, overlap: bool = True) -> BatchSummary:
+def predict_files(
+    predictor: Predictor,
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    format: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    glob: str = DEFAULT_GLOB,
+    input_format: str = "auto",
+    text_field: str = "text",
+    id_field: str = "doc_id",
+    batch_documents: int = BATCH_DOCUMENTS,
+    batch_characters: int = BATCH_CHARACTERS,
+    progress: TextIO | None = None,
+    stdin: BinaryIO | None = None,
+    overlap: bool = True,
+) -> BatchSummary:
     """Predict every document of `inputs` (files, folders, JSONL files, `-` for standard input) into
     `output` (format from `format` or the suffix: .jsonl, .csv, .json for Label Studio).
 
@@ -72,8 +85,11 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     fmt = output_format(output, format)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model_version=predictor.version)
     summary = BatchSummary(Path(output), fmt)
-    bar = Progress(progress, _total(source.count() for source in sources) if progress else None,
-                   sum(s.size() for s in sources) if progress else 0)
+    bar = Progress(
+        progress,
+        _total(source.count() for source in sources) if progress else None,
+        sum(s.size() for s in sources) if progress else 0,
+    )
     first_source: dict[str, str] = {}
     pending: list[InputDocument] = []
     started = time.perf_counter()
@@ -81,8 +97,9 @@ def predict_files(predictor: Predictor, inputs: Sequence[str | Path], output: st
     try:
         for item in read_documents(sources, text_field, id_field, stdin):
             if isinstance(item, InputDocument) and item.doc_id in first_source:
-                item = Skipped(item.source, f"doc id {item.doc_id} already read from {first_source[item.doc_id]}",
-                               item.size)
+                item = Skipped(
+                    item.source, f"doc id {item.doc_id} already read from {first_source[item.doc_id]}", item.size
+                )
             if isinstance(item, Skipped):
                 _skip(item, summary, bar)
                 continue
@@ -112,8 +129,9 @@ class _Stages:
     releases the GIL, then any channel this thread has not started yet. On two cores the stages run side
     by side, and whichever thread is ahead takes the jieba channel. At most two batches are held."""
 
-    def __init__(self, predictor: Predictor, writer: PredictionWriter, summary: BatchSummary, bar: "Progress",
-                 overlap: bool):
+    def __init__(
+        self, predictor: Predictor, writer: PredictionWriter, summary: BatchSummary, bar: Progress, overlap: bool
+    ):
         self.predictor, self.writer, self.summary, self.bar = predictor, writer, summary, bar
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy-ner-features") if overlap else None
         self.in_flight: tuple[list[InputDocument], _BatchFeatures, Future] | None = None
@@ -138,14 +156,14 @@ class _Stages:
         if self.worker is not None:
             self.worker.shutdown(wait=True, cancel_futures=True)
 
-    def _write(self, documents: list[InputDocument], features: "_BatchFeatures", computed: Future) -> None:
+    def _write(self, documents: list[InputDocument], features: _BatchFeatures, computed: Future) -> None:
         """Predict and write `documents`. Should the batch fail, each document is tried on its own and
         the ones that still fail are skipped with the error."""
         try:
             features.compute(features.others)
             computed.result()
             found = self.predictor.predict_encoded(self.predictor.encode(features.texts, features.values))
-        except Exception:  # noqa: BLE001  (narrowed down per document below)
+        except Exception:
             found = [_predict_alone(self.predictor, d) for d in documents]
         summary = self.summary
         for document, entities in zip(documents, found):
@@ -187,12 +205,12 @@ def _run_now(work, *args) -> Future:
     done: Future = Future()
     try:
         done.set_result(work(*args))
-    except Exception as exc:  # noqa: BLE001  (raised again by `result()`)
+    except Exception as exc:
         done.set_exception(exc)
     return done
 
 
-def _skip(item: Skipped, summary: BatchSummary, bar: "Progress") -> None:
+def _skip(item: Skipped, summary: BatchSummary, bar: Progress) -> None:
     summary.skipped.append(item)
     bar.note(f"skipped {item}")
     bar.advance(size=item.size, skipped=1)
@@ -218,7 +236,7 @@ def _release_freed_memory() -> None:
 def _predict_alone(predictor: Predictor, document: InputDocument):
     try:
         return predictor.predict([document.text])[0]
-    except Exception as exc:  # noqa: BLE001  (reported, and the exit status says so)
+    except Exception as exc:
         return Skipped(document.source, f"prediction failed ({type(exc).__name__}: {exc})", document.size)
 
 
@@ -233,19 +251,28 @@ class Progress:
     it is redrawn in place; elsewhere (a log file) a line is written every `interval` seconds. With no
     stream it only counts."""
 
-    def __init__(self, stream: TextIO | None, total_documents: int | None, total_bytes: int,
-                 interval: float | None = None):
+    def __init__(
+        self, stream: TextIO | None, total_documents: int | None, total_bytes: int, interval: float | None = None
+    ):
         from tqdm import tqdm
 
         tty = hasattr(stream, "isatty") and stream.isatty()
         self.total_documents = total_documents
         self.documents = self.skipped = self.characters = 0
         self.started = time.perf_counter()
-        self.bar = tqdm(total=total_bytes or None, file=stream, disable=stream is None, unit="B", unit_scale=True,
-                        mininterval=interval if interval is not None else (0.2 if tty else 30.0),
-                        dynamic_ncols=tty, ascii=not tty,
-                        bar_format="{percentage:3.0f}% |{bar:20}| {desc} | elapsed {elapsed}, ETA {remaining}"
-                        if total_bytes else "{desc} | elapsed {elapsed}")
+        self.bar = tqdm(
+            total=total_bytes or None,
+            file=stream,
+            disable=stream is None,
+            unit="B",
+            unit_scale=True,
+            mininterval=interval if interval is not None else (0.2 if tty else 30.0),
+            dynamic_ncols=tty,
+            ascii=not tty,
+            bar_format="{percentage:3.0f}% |{bar:20}| {desc} | elapsed {elapsed}, ETA {remaining}"
+            if total_bytes
+            else "{desc} | elapsed {elapsed}",
+        )
         self._refresh_counts()
 
     def advance(self, size: int = 0, characters: int = 0, skipped: int = 0, predicted: bool = True) -> None:
@@ -282,9 +309,12 @@ def print_summary(summary: BatchSummary, stream: TextIO | None = None, errors: T
     stream, errors = stream or sys.stdout, errors or sys.stderr
     encodings = ", ".join(f"{name} {count}" for name, count in sorted(summary.encodings.items()))
     resumed = f" ({summary.resumed} already there)" if summary.resumed else ""
-    print(f"wrote {summary.output}: {summary.documents} documents{resumed}, {summary.entities} entities, "
-          f"{summary.characters:,} characters in {summary.seconds:.1f} s"
-          + (f"; encodings: {encodings}" if encodings else ""), file=stream)
+    print(
+        f"wrote {summary.output}: {summary.documents} documents{resumed}, {summary.entities} entities, "
+        f"{summary.characters:,} characters in {summary.seconds:.1f} s"
+        + (f"; encodings: {encodings}" if encodings else ""),
+        file=stream,
+    )
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} input(s):", file=errors)
         for item in summary.skipped:

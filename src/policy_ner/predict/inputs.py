@@ -13,9 +13,10 @@ import codecs
 import json
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Sequence
+from typing import BinaryIO
 
 DEFAULT_GLOB = "**/*.txt"
 EXIT_SKIPPED = 3
@@ -56,6 +57,7 @@ class BadInput(ValueError):
 
 # --- decoding ---------------------------------------------------------------------------------
 
+
 def decode_text(data: bytes) -> tuple[str, str]:
     """(text, encoding) of a document's bytes: UTF-8 (a leading BOM is dropped: `utf-8-sig`), else
     GB18030. Raises `BadInput` for binary data, UTF-16, bytes neither encoding decodes, and texts
@@ -65,7 +67,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
     if b"\x00" in data:
         raise BadInput("binary file (NUL bytes)")
     if data.startswith(codecs.BOM_UTF8):
-        candidates = [("utf-8-sig", data[len(codecs.BOM_UTF8):])]
+        candidates = [("utf-8-sig", data[len(codecs.BOM_UTF8) :])]
     else:
         candidates = [("utf-8", data), ("gb18030", data)]
     failures = []
@@ -85,6 +87,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 
 # --- inputs -----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class InputSource:
@@ -112,8 +115,9 @@ class InputSource:
             return sum(1 for line in handle if line.strip())
 
 
-def plan_inputs(inputs: Sequence[str | Path], glob: str = DEFAULT_GLOB, input_format: str = "auto"
-                ) -> list[InputSource]:
+def plan_inputs(
+    inputs: Sequence[str | Path], glob: str = DEFAULT_GLOB, input_format: str = "auto"
+) -> list[InputSource]:
     """The files to read, in order: each file given, and the files of each folder that match `glob`
     (sorted). A missing path or a folder without a match is an error, raised before any work."""
     if input_format not in INPUT_FORMATS:
@@ -142,8 +146,9 @@ def _kind(path: Path, input_format: str) -> str:
     return "jsonl" if path.suffix.lower() == ".jsonl" else "text"
 
 
-def read_documents(sources: Sequence[InputSource], text_field: str = "text", id_field: str = "doc_id",
-                   stdin: BinaryIO | None = None) -> Iterator[InputDocument | Skipped]:
+def read_documents(
+    sources: Sequence[InputSource], text_field: str = "text", id_field: str = "doc_id", stdin: BinaryIO | None = None
+) -> Iterator[InputDocument | Skipped]:
     """Every document of `sources`, in order, or a `Skipped` where one cannot be read."""
     for source in sources:
         if source.kind == "jsonl":
@@ -182,8 +187,9 @@ def _read_stdin(stdin: BinaryIO | None) -> bytes:
     return (stdin or sys.stdin.buffer).read()
 
 
-def _jsonl_documents(source: InputSource, text_field: str, id_field: str, stdin: BinaryIO | None
-                     ) -> Iterator[InputDocument | Skipped]:
+def _jsonl_documents(
+    source: InputSource, text_field: str, id_field: str, stdin: BinaryIO | None
+) -> Iterator[InputDocument | Skipped]:
     """One document per non-blank line; each line is decoded on its own (UTF-8, else GB18030)."""
     handle = (stdin or sys.stdin.buffer) if source.path is None else open(source.path, "rb")
     try:
@@ -193,7 +199,7 @@ def _jsonl_documents(source: InputSource, text_field: str, id_field: str, stdin:
             where = f"{source.name}:{line_number}"
             try:
                 if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
-                    raw_text, encoding = raw[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
+                    raw_text, encoding = raw[len(codecs.BOM_UTF8) :].decode("utf-8"), "utf-8-sig"
                 else:
                     raw_text, encoding = decode_text(raw)
                 yield _jsonl_document(json.loads(raw_text), where, encoding, len(raw), text_field, id_field)
@@ -205,8 +211,9 @@ def _jsonl_documents(source: InputSource, text_field: str, id_field: str, stdin:
             handle.close()
 
 
-def _jsonl_document(record, where: str, encoding: str, size: int, text_field: str, id_field: str
-                    ) -> InputDocument | Skipped:
+def _jsonl_document(
+    record, where: str, encoding: str, size: int, text_field: str, id_field: str
+) -> InputDocument | Skipped:
     if not isinstance(record, dict):
         return Skipped(where, "not a JSON object", size)
     doc_id, text = record.get(id_field), record.get(text_field)

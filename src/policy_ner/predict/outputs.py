@@ -14,8 +14,9 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 from ..labelstudio.formats import predicted_task, prediction
 from ..types import Entity
@@ -40,14 +41,17 @@ def read_predictions(path: str | Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{line_number}: not JSON ({exc})") from None
             for entity in record.get("entities", []):
-                if record["text"][entity["start"]:entity["end"]] != entity["text"]:
-                    raise ValueError(f"{path}:{line_number}: doc {record.get('doc_id')}: entity "
-                                     f"{entity} does not match the text at its offsets")
+                if record["text"][entity["start"] : entity["end"]] != entity["text"]:
+                    raise ValueError(
+                        f"{path}:{line_number}: doc {record.get('doc_id')}: entity "
+                        f"{entity} does not match the text at its offsets"
+                    )
             records.append(record)
     return records
 
 
 # --- outputs ----------------------------------------------------------------------------------
+
 
 def output_format(path: str | Path, explicit: str | None = None) -> str:
     """The format named, else the one the file's suffix says (.jsonl, .csv, .json for Label Studio)."""
@@ -58,8 +62,10 @@ def output_format(path: str | Path, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     formats = {".jsonl": "jsonl", ".csv": "csv", ".json": "labelstudio"}
     if suffix not in formats:
-        raise ValueError(f"{path}: cannot tell the output format from the suffix; name it with --format "
-                         f"({', '.join(OUTPUT_FORMATS)})")
+        raise ValueError(
+            f"{path}: cannot tell the output format from the suffix; name it with --format "
+            f"({', '.join(OUTPUT_FORMATS)})"
+        )
     return formats[suffix]
 
 
@@ -69,8 +75,9 @@ class PredictionWriter(Protocol):
     def close(self) -> None: ...
 
 
-def open_writer(path: str | Path, fmt: str, *, resume: bool = False, overwrite: bool = False,
-                model_version: str = "") -> tuple[PredictionWriter, set[str]]:
+def open_writer(
+    path: str | Path, fmt: str, *, resume: bool = False, overwrite: bool = False, model_version: str = ""
+) -> tuple[PredictionWriter, set[str]]:
     """A writer appending to `path`, and the doc ids already complete there.
 
     Without `resume` or `overwrite`, an existing file is an error (so a long run is never lost to a
@@ -113,8 +120,11 @@ class JsonlWriter(_AppendingWriter):
     """The prediction record (`inference.prediction_record`) plus the document's source and encoding."""
 
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
-        record = {**prediction_record(document.doc_id, document.text, entities), "source": document.source,
-                  "encoding": document.encoding}
+        record = {
+            **prediction_record(document.doc_id, document.text, entities),
+            "source": document.source,
+            "encoding": document.encoding,
+        }
         return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -143,9 +153,12 @@ class LabelStudioWriter(_AppendingWriter):
 
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
         score = sum(e.score for e in entities) / len(entities) if entities else None
-        task = {**predicted_task(document.doc_id, document.text,
-                                 prediction(document.doc_id, entities, self.model_version, score)),
-                "meta": {"source": document.source, "encoding": document.encoding}}
+        task = {
+            **predicted_task(
+                document.doc_id, document.text, prediction(document.doc_id, entities, self.model_version, score)
+            ),
+            "meta": {"source": document.source, "encoding": document.encoding},
+        }
         return (json.dumps(task, ensure_ascii=False) + ",\n").encode("utf-8")
 
     def close(self) -> None:
@@ -161,11 +174,15 @@ class LabelStudioWriter(_AppendingWriter):
 
 _LS_OPEN = b"[\n"
 _LS_CLOSE = b"]\n"
-_HEADERS = {"jsonl": b"", "labelstudio": _LS_OPEN,
-            "csv": codecs.BOM_UTF8 + (",".join(CSV_COLUMNS) + "\n").encode("utf-8")}
+_HEADERS = {
+    "jsonl": b"",
+    "labelstudio": _LS_OPEN,
+    "csv": codecs.BOM_UTF8 + (",".join(CSV_COLUMNS) + "\n").encode("utf-8"),
+}
 
 
 # --- resuming ---------------------------------------------------------------------------------
+
 
 def recover(path: str | Path, fmt: str) -> set[str]:
     """The doc ids complete in an output file written by these writers, after cutting off what an

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..types import Document, Span
 
@@ -21,8 +21,9 @@ def mention_pool(documents: Sequence[Document]) -> dict[str, list[str]]:
     return {label: list(mentions) for label, mentions in pool.items()}
 
 
-def replace_mentions(doc: Document, pool: dict[str, list[str]], probability: float, rng: random.Random,
-                     suffix: str) -> Document:
+def replace_mentions(
+    doc: Document, pool: dict[str, list[str]], probability: float, rng: random.Random, suffix: str
+) -> Document:
     """A copy of `doc` with each mention replaced, with `probability`, by a random pool mention of
     its label; spans are moved to the new offsets."""
     pieces, spans, cursor, shift = [], [], 0, 0
@@ -31,7 +32,7 @@ def replace_mentions(doc: Document, pool: dict[str, list[str]], probability: flo
         candidates = pool.get(span.label, [])
         if candidates and rng.random() < probability:
             mention = rng.choice(candidates)
-        pieces += [doc.text[cursor:span.start], mention]
+        pieces += [doc.text[cursor : span.start], mention]
         start = span.start + shift
         spans.append(Span(start, start + len(mention), span.label))
         shift += len(mention) - (span.end - span.start)
@@ -54,5 +55,6 @@ def augment(documents: Sequence[Document], copies: int, probability: float = 0.5
         return []
     pool = mention_pool(documents)
     rng = random.Random(seed)
-    return [replace_mentions(doc, pool, probability, rng, f"{COPY_MARK}{i + 1}")
-            for i in range(copies) for doc in documents]
+    return [
+        replace_mentions(doc, pool, probability, rng, f"{COPY_MARK}{i + 1}") for i in range(copies) for doc in documents
+    ]

@@ -11,8 +11,10 @@ from ..scoring import scores_table
 def model_card_markdown(card: dict[str, Any]) -> str:
     data, training = card["data"], card["training"]
     lines = [
-        f"# Model card: {card['version']}", "",
-        "Chinese policy-document NER (character-level IOB2 token classifier) trained by policy-ner.", "",
+        f"# Model card: {card['version']}",
+        "",
+        "Chinese policy-document NER (character-level IOB2 token classifier) trained by policy-ner.",
+        "",
         f"- **created**: {card['created']}",
         f"- **base model**: `{card['base_model']}`",
         f"- **labels**: {', '.join(card['labels'])}",
@@ -20,21 +22,37 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         f"- **git commit**: {card['git_commit']}",
         f"- **training time**: {training['seconds']} s on {training['threads']} thread(s); "
         f"peak memory {training['peak_memory_mb']} MB",
-        "", "## Data", "",
-        markdown.table(["annotation file", "sha256"], [[f["path"], f"`{f['sha256']}`"] for f in data["annotation_files"]]),
+        "",
+        "## Data",
+        "",
+        markdown.table(
+            ["annotation file", "sha256"], [[f["path"], f"`{f['sha256']}`"] for f in data["annotation_files"]]
+        ),
         "",
         f"{len(data['train_documents'])} training documents ({data['train_characters']:,} characters, "
         f"{data['train_windows']} windows); {len(data['dev_documents'])} dev documents: "
         f"{', '.join(data['dev_documents']) or 'none'}.",
-        "", "## Dev metrics", "",
+        "",
+        "## Dev metrics",
+        "",
     ]
     if card.get("dev_metrics"):
-        lines += ["Entity-level, seqeval strict mode, IOB2:", "", scores_table(card["dev_metrics"]), "",
-                  f"seqeval default-mode micro F1: {card['dev_metrics']['default_mode_micro_f1']:.3f}"]
+        lines += [
+            "Entity-level, seqeval strict mode, IOB2:",
+            "",
+            scores_table(card["dev_metrics"]),
+            "",
+            f"seqeval default-mode micro F1: {card['dev_metrics']['default_mode_micro_f1']:.3f}",
+        ]
     else:
         lines.append("No dev documents were held out.")
-    lines += ["", "## Intended use and limits", "",
-              "Finds policy targets, named organizations and subsidy amounts in Chinese policy and government "
-              "texts, following `annotations/ANNOTATION_GUIDELINES.md`. Trained on a small corpus: check "
-              "the dev figures above and the evaluation reports in `eval/` before relying on it.", ""]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "Finds policy targets, named organizations and subsidy amounts in Chinese policy and government "
+        "texts, following `annotations/ANNOTATION_GUIDELINES.md`. Trained on a small corpus: check "
+        "the dev figures above and the evaluation reports in `eval/` before relying on it.",
+        "",
+    ]
     return "\n".join(lines)

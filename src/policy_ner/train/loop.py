@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -36,15 +36,17 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
     """AdamW groups: weight decay on the weight matrices, none on biases and LayerNorm (as BERT)."""
     no_decay = ("bias", "LayerNorm.weight", "LayerNorm.bias")
     return [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-         "weight_decay": 0.0},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
     ]
 
 
-def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print,
-        prepare_batch=None) -> list[EpochRecord]:
+def fit(
+    model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print, prepare_batch=None
+) -> list[EpochRecord]:
     """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record.
 
     `prepare_batch(inputs, labels)`, when given, rewrites each batch before the forward pass
@@ -68,23 +70,25 @@ def fit(model, examples: Sequence[TrainingExample], tokenizer, config: Config, l
         windows = windows.select_columns(["input_ids", "token_type_ids", "labels"])
         order = torch.randperm(len(windows), generator=generator).tolist()
         for i in range(0, len(order), t.batch_size):
-            inputs, gold = collate(windows[order[i:i + t.batch_size]], tokenizer.pad_token_id)
+            inputs, gold = collate(windows[order[i : i + t.batch_size]], tokenizer.pad_token_id)
             if prepare_batch is not None:
                 inputs, gold = prepare_batch(inputs, gold)
             if class_weights is None:
                 loss = model(**inputs, labels=gold).loss
             else:
                 logits = model(**inputs).logits
-                loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), gold.view(-1),
-                                                         weight=class_weights, ignore_index=IGNORE_INDEX)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.view(-1, logits.size(-1)), gold.view(-1), weight=class_weights, ignore_index=IGNORE_INDEX
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
-        record = EpochRecord(epoch, round(float(np.mean(losses)), 5), round(time.perf_counter() - started, 2),
-                             scheduler.get_last_lr()[0])
+        record = EpochRecord(
+            epoch, round(float(np.mean(losses)), 5), round(time.perf_counter() - started, 2), scheduler.get_last_lr()[0]
+        )
         history.append(record)
         log(f"epoch {epoch}/{t.epochs}  loss {record.loss:.4f}  {record.seconds:.1f}s")
         if averaged is not None and epoch > t.epochs - t.average_last:
@@ -104,8 +108,9 @@ class WeightAverage:
     """Running mean of a model's floating-point weights, taken at the end of chosen epochs."""
 
     def __init__(self, model):
-        self.sums = {name: torch.zeros_like(value) for name, value in model.state_dict().items()
-                     if value.is_floating_point()}
+        self.sums = {
+            name: torch.zeros_like(value) for name, value in model.state_dict().items() if value.is_floating_point()
+        }
         self.count = 0
 
     def add(self, model) -> None:

@@ -27,20 +27,37 @@ import resource
 import signal
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    get_linear_schedule_with_warmup,
+)
 
 from ..config import Config
 from ..files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
 from ..model.encoding import IGNORE_INDEX
 from ..model.network import char_tokenizer, is_scratch, scratch_encoder_settings
 from .loop import parameter_groups, seed_everything
-from .pretrain_data import (TokenStore, WindowOrder, char_counts, fingerprint, mask_batch, open_store,
-                            pretraining_vocab, read_corpus, step_generator, unknown_rate, window_batch)
+from .pretrain_data import (
+    TokenStore,
+    WindowOrder,
+    char_counts,
+    fingerprint,
+    mask_batch,
+    open_store,
+    pretraining_vocab,
+    read_corpus,
+    step_generator,
+    unknown_rate,
+    window_batch,
+)
 
 PRETRAIN_CARD_FILE = "pretrain.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -96,8 +113,10 @@ class PretrainInterrupted(Exception):
     """SIGTERM or SIGINT stopped a run after checkpointing it; `--resume` continues it."""
 
     def __init__(self, step: int, checkpoint: Path, signal_number: int):
-        super().__init__(f"interrupted by {signal.Signals(signal_number).name} after step {step}; "
-                         f"checkpoint {checkpoint}; continue with the same command and --resume")
+        super().__init__(
+            f"interrupted by {signal.Signals(signal_number).name} after step {step}; "
+            f"checkpoint {checkpoint}; continue with the same command and --resume"
+        )
         self.step, self.checkpoint, self.signal_number = step, checkpoint, signal_number
 
 
@@ -111,7 +130,7 @@ class StopSignals:
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         for number in self.SIGNALS:
             self._previous[number] = signal.signal(number, self._note)
         return self
@@ -144,8 +163,16 @@ class RunState:
         return [round(s / n, 5) for _, (s, n) in sorted(self.epoch_losses.items())]
 
 
-def pretrain(config: Config, texts: Sequence[str], output: Path, options: PretrainOptions, *,
-             run_dir: Path | None = None, resume: bool = False, log=print) -> PretrainResult:
+def pretrain(
+    config: Config,
+    texts: Sequence[str],
+    output: Path,
+    options: PretrainOptions,
+    *,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    log=print,
+) -> PretrainResult:
     """Pretrain on `texts` (the project's) and `options.corpus`; write the checkpoint to `output`."""
     output = Path(output)
     run_dir = Path(run_dir) if run_dir else output.parent / f"{output.name}.run"
@@ -158,16 +185,35 @@ def pretrain(config: Config, texts: Sequence[str], output: Path, options: Pretra
     corpus_sha = sha256_file(corpus) if corpus else None
     tokenizer, vocabulary = pretraining_tokenizer(config, texts, corpus, options, run_dir, resume)
     max_length = config.window.max_length
-    key = {"vocabulary": fingerprint(*sorted(tokenizer.get_vocab())), "project_texts": fingerprint(*texts),
-           "corpus_sha256": corpus_sha, "content_length": max_length - 2, "whole_word": options.whole_word}
-    store = open_store(run_dir / "data", key, lambda: itertools.chain(texts, read_corpus(corpus) if corpus else ()),
-                       tokenizer, max_length - 2, options.whole_word, log=log)
+    key = {
+        "vocabulary": fingerprint(*sorted(tokenizer.get_vocab())),
+        "project_texts": fingerprint(*texts),
+        "corpus_sha256": corpus_sha,
+        "content_length": max_length - 2,
+        "whole_word": options.whole_word,
+    }
+    store = open_store(
+        run_dir / "data",
+        key,
+        lambda: itertools.chain(texts, read_corpus(corpus) if corpus else ()),
+        tokenizer,
+        max_length - 2,
+        options.whole_word,
+        log=log,
+    )
     model = masked_lm(config, tokenizer, max_length)
     total_steps = options.steps or math.ceil(options.epochs * len(store) / options.batch_size)
     optimizer = torch.optim.AdamW(parameter_groups(model, options.weight_decay), lr=options.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * options.warmup_ratio), total_steps)
-    recipe = {**options.recipe(), "steps": total_steps, "seed": seed, "max_length": max_length,
-              "base_model": config.model.base, "encoder": encoder_shape(model), "data": key}
+    recipe = {
+        **options.recipe(),
+        "steps": total_steps,
+        "seed": seed,
+        "max_length": max_length,
+        "base_model": config.model.base,
+        "encoder": encoder_shape(model),
+        "data": key,
+    }
     state = RunState()
     if resume:
         state = load_checkpoint(checkpoint_path, recipe, model, optimizer, scheduler)
@@ -175,20 +221,47 @@ def pretrain(config: Config, texts: Sequence[str], output: Path, options: Pretra
         state.resumes += 1
     else:
         log_path.unlink(missing_ok=True)
-    log(f"pretraining {encoder_shape(model)} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) "
+    log(
+        f"pretraining {encoder_shape(model)} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters) "
         f"on {store.meta['texts']:,} texts, {store.meta['tokens']:,} tokens in {len(store):,} windows; "
-        f"vocabulary {vocabulary['size']:,}; steps {state.step:,} -> {total_steps:,} of {options.batch_size}")
-    append_log(log_path, {"event": "resume" if resume else "start", "step": state.step, "seconds": round(state.seconds, 2),
-                          "total_steps": total_steps, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    run_steps(model, optimizer, scheduler, store, tokenizer, options, seed, total_steps, state,
-              checkpoint_path, log_path, recipe, log)
+        f"vocabulary {vocabulary['size']:,}; steps {state.step:,} -> {total_steps:,} of {options.batch_size}"
+    )
+    append_log(
+        log_path,
+        {
+            "event": "resume" if resume else "start",
+            "step": state.step,
+            "seconds": round(state.seconds, 2),
+            "total_steps": total_steps,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    run_steps(
+        model,
+        optimizer,
+        scheduler,
+        store,
+        tokenizer,
+        options,
+        seed,
+        total_steps,
+        state,
+        checkpoint_path,
+        log_path,
+        recipe,
+        log,
+    )
     peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     with atomic_directory(output) as scratch:
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
-        atomic_write_json(scratch / PRETRAIN_CARD_FILE, pretrain_card(
-            config, texts, corpus, corpus_sha, options, store, vocabulary, recipe, state, run_dir, peak))
-    log(f"wrote {output} ({state.seconds:.0f}s of training, peak {peak} MB); fine-tune from it with model.base: {output}")
+        atomic_write_json(
+            scratch / PRETRAIN_CARD_FILE,
+            pretrain_card(config, texts, corpus, corpus_sha, options, store, vocabulary, recipe, state, run_dir, peak),
+        )
+    log(
+        f"wrote {output} ({state.seconds:.0f}s of training, peak {peak} MB); fine-tune from it with model.base: {output}"
+    )
     return PretrainResult(output, run_dir, state.step, round(state.seconds, 1), peak, state.mean_losses())
 
 
@@ -201,8 +274,9 @@ def check_run_folders(output: Path, checkpoint: Path, resume: bool) -> None:
         raise FileExistsError(f"{checkpoint} exists: pass --resume to continue that run, or choose another --run-dir")
 
 
-def pretraining_tokenizer(config: Config, texts: Sequence[str], corpus: Path | None, options: PretrainOptions,
-                          run_dir: Path, resume: bool):
+def pretraining_tokenizer(
+    config: Config, texts: Sequence[str], corpus: Path | None, options: PretrainOptions, run_dir: Path, resume: bool
+):
     """The tokenizer, and what its vocabulary covers. A scratch vocabulary is the project's characters
     and the corpus's frequent ones (`pretrain_data.pretraining_vocab`), written to the run folder so that
     a resumed run uses it even if the texts have changed since; a pretrained base keeps its own."""
@@ -213,13 +287,18 @@ def pretraining_tokenizer(config: Config, texts: Sequence[str], corpus: Path | N
     elif resume:
         tokenizer = char_tokenizer((run_dir / VOCAB_FILE).read_text(encoding="utf-8").split("\n"))
     else:
-        vocab = pretraining_vocab(project, corpus_counts or {}, config.model.min_char_count,
-                                  options.corpus_min_char_count)
+        vocab = pretraining_vocab(
+            project, corpus_counts or {}, config.model.min_char_count, options.corpus_min_char_count
+        )
         atomic_write_text(run_dir / VOCAB_FILE, "\n".join(vocab))
         tokenizer = char_tokenizer(vocab)
-    report = {"size": len(tokenizer), "project_min_char_count": config.model.min_char_count,
-              "corpus_min_char_count": options.corpus_min_char_count if corpus else None,
-              "project_characters": len(project), "project_unknown_rate": unknown_rate(project, tokenizer)}
+    report = {
+        "size": len(tokenizer),
+        "project_min_char_count": config.model.min_char_count,
+        "corpus_min_char_count": options.corpus_min_char_count if corpus else None,
+        "project_characters": len(project),
+        "project_unknown_rate": unknown_rate(project, tokenizer),
+    }
     if corpus_counts is not None:
         report.update(corpus_characters=len(corpus_counts), corpus_unknown_rate=unknown_rate(corpus_counts, tokenizer))
     return tokenizer, report
@@ -230,15 +309,21 @@ def masked_lm(config: Config, tokenizer, max_length: int):
         return BertForMaskedLM(BertConfig(**scratch_encoder_settings(config, tokenizer, max_length)))
     model = AutoModelForMaskedLM.from_pretrained(config.model.base)
     if not (hasattr(model, "bert") and hasattr(model, "cls")):
-        raise ValueError(f"{config.model.base}: pretraining needs a BERT masked-LM checkpoint "
-                         f"(found {type(model).__name__})")
+        raise ValueError(
+            f"{config.model.base}: pretraining needs a BERT masked-LM checkpoint (found {type(model).__name__})"
+        )
     return model
 
 
 def encoder_shape(model) -> dict:
     c = model.config
-    return {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "num_layers": c.num_hidden_layers,
-            "num_heads": c.num_attention_heads, "intermediate_size": c.intermediate_size}
+    return {
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_layers": c.num_hidden_layers,
+        "num_heads": c.num_attention_heads,
+        "intermediate_size": c.intermediate_size,
+    }
 
 
 def masked_lm_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -252,8 +337,21 @@ def masked_lm_loss(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return torch.nn.functional.cross_entropy(model.cls(hidden[scored]), labels[scored])
 
 
-def run_steps(model, optimizer, scheduler, store: TokenStore, tokenizer, options: PretrainOptions, seed: int,
-              total_steps: int, state: RunState, checkpoint_path: Path, log_path: Path, recipe: dict, log) -> None:
+def run_steps(
+    model,
+    optimizer,
+    scheduler,
+    store: TokenStore,
+    tokenizer,
+    options: PretrainOptions,
+    seed: int,
+    total_steps: int,
+    state: RunState,
+    checkpoint_path: Path,
+    log_path: Path,
+    recipe: dict,
+    log,
+) -> None:
     order = WindowOrder(len(store), options.batch_size, seed)
     special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
     special_ids = sorted(set(tokenizer.all_special_ids))
@@ -264,9 +362,16 @@ def run_steps(model, optimizer, scheduler, store: TokenStore, tokenizer, options
             started = time.perf_counter()
             step = state.step
             ids, attention, starts = window_batch(store, order.rows(step), special)
-            batch = mask_batch(ids, attention, starts, probability=options.mask_probability,
-                               mask_id=tokenizer.mask_token_id, vocab_size=len(tokenizer), special_ids=special_ids,
-                               generator=step_generator(seed, step))
+            batch = mask_batch(
+                ids,
+                attention,
+                starts,
+                probability=options.mask_probability,
+                mask_id=tokenizer.mask_token_id,
+                vocab_size=len(tokenizer),
+                special_ids=special_ids,
+                generator=step_generator(seed, step),
+            )
             loss = masked_lm_loss(model, batch.input_ids, batch.attention_mask, batch.labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), options.max_grad_norm)
@@ -278,19 +383,39 @@ def run_steps(model, optimizer, scheduler, store: TokenStore, tokenizer, options
             state.step += 1
             state.seconds += elapsed
             state.add_loss(int(order.epoch_of(step)), value)
-            interval_loss, interval_steps, interval_seconds = interval_loss + value, interval_steps + 1, \
-                interval_seconds + elapsed
+            interval_loss, interval_steps, interval_seconds = (
+                interval_loss + value,
+                interval_steps + 1,
+                interval_seconds + elapsed,
+            )
             if state.step % options.log_every == 0 or state.step == total_steps:
-                append_log(log_path, {"event": "train", "step": state.step, "epoch": round(order.epoch_of(state.step), 4),
-                                      "loss": round(interval_loss / interval_steps, 5),
-                                      "learning_rate": scheduler.get_last_lr()[0], "seconds": round(state.seconds, 2),
-                                      "steps_per_second": round(interval_steps / interval_seconds, 3)})
-                log(f"step {state.step}/{total_steps}  loss {interval_loss / interval_steps:.4f}  "
-                    f"{interval_steps / interval_seconds:.2f} steps/s")
+                append_log(
+                    log_path,
+                    {
+                        "event": "train",
+                        "step": state.step,
+                        "epoch": round(order.epoch_of(state.step), 4),
+                        "loss": round(interval_loss / interval_steps, 5),
+                        "learning_rate": scheduler.get_last_lr()[0],
+                        "seconds": round(state.seconds, 2),
+                        "steps_per_second": round(interval_steps / interval_seconds, 3),
+                    },
+                )
+                log(
+                    f"step {state.step}/{total_steps}  loss {interval_loss / interval_steps:.4f}  "
+                    f"{interval_steps / interval_seconds:.2f} steps/s"
+                )
                 interval_loss, interval_steps, interval_seconds = 0.0, 0, 0.0
             if stop.received:
-                append_log(log_path, {"event": "interrupted", "step": state.step, "seconds": round(state.seconds, 2),
-                                      "signal": signal.Signals(stop.received).name})
+                append_log(
+                    log_path,
+                    {
+                        "event": "interrupted",
+                        "step": state.step,
+                        "seconds": round(state.seconds, 2),
+                        "signal": signal.Signals(stop.received).name,
+                    },
+                )
             if stop.received or state.step % options.checkpoint_every == 0 or state.step == total_steps:
                 save_checkpoint(checkpoint_path, log_path, recipe, model, optimizer, scheduler, state)
             if stop.received:
@@ -316,9 +441,14 @@ def save_checkpoint(path: Path, log_path: Path, recipe: dict, model, optimizer, 
     The log is measured after its "checkpoint" line: a resumed run keeps the lines up to there."""
     append_log(log_path, {"event": "checkpoint", "step": state.step, "seconds": round(state.seconds, 2)})
     state.log_bytes = log_path.stat().st_size
-    payload = {"recipe": json.dumps(recipe, sort_keys=True), "model": model.state_dict(),
-               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-               "torch_rng": torch.get_rng_state(), "state": json.dumps(dataclasses.asdict(state))}
+    payload = {
+        "recipe": json.dumps(recipe, sort_keys=True),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "state": json.dumps(dataclasses.asdict(state)),
+    }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -335,8 +465,10 @@ def load_checkpoint(path: Path, recipe: dict, model, optimizer, scheduler) -> Ru
     current = json.loads(json.dumps(recipe, sort_keys=True))
     if saved != current:
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-        raise ValueError(f"{path}: the run was started with other settings or data ({', '.join(changed)}); "
-                         "resume it with the command that started it, or start a new run")
+        raise ValueError(
+            f"{path}: the run was started with other settings or data ({', '.join(changed)}); "
+            "resume it with the command that started it, or start a new run"
+        )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
@@ -346,22 +478,56 @@ def load_checkpoint(path: Path, recipe: dict, model, optimizer, scheduler) -> Ru
     return RunState(**state)
 
 
-def pretrain_card(config: Config, texts: Sequence[str], corpus: Path | None, corpus_sha: str | None,
-                  options: PretrainOptions, store: TokenStore, vocabulary: dict, recipe: dict, state: RunState,
-                  run_dir: Path, peak_memory_mb: float) -> dict:
+def pretrain_card(
+    config: Config,
+    texts: Sequence[str],
+    corpus: Path | None,
+    corpus_sha: str | None,
+    options: PretrainOptions,
+    store: TokenStore,
+    vocabulary: dict,
+    recipe: dict,
+    state: RunState,
+    run_dir: Path,
+    peak_memory_mb: float,
+) -> dict:
     passes = state.step * options.batch_size / len(store)
     return {
-        "config_name": config.name, "base_model": config.model.base, "encoder": recipe["encoder"],
-        "texts": len(texts), "characters": sum(map(len, texts)),
-        "corpus": None if corpus is None else {"path": str(corpus), "sha256": corpus_sha,
-                                               "texts": store.meta["texts"] - len(texts)},
+        "config_name": config.name,
+        "base_model": config.model.base,
+        "encoder": recipe["encoder"],
+        "texts": len(texts),
+        "characters": sum(map(len, texts)),
+        "corpus": None
+        if corpus is None
+        else {"path": str(corpus), "sha256": corpus_sha, "texts": store.meta["texts"] - len(texts)},
         "vocabulary": vocabulary,
-        "tokens": store.meta["tokens"], "unknown_tokens": store.meta["unknown_tokens"], "windows": len(store),
-        "recipe": {k: recipe[k] for k in ("batch_size", "learning_rate", "warmup_ratio", "weight_decay",
-                                          "max_grad_norm", "mask_probability", "whole_word", "seed", "max_length")},
-        "steps": state.step, "epochs": options.epochs if not options.steps else round(passes, 3),
+        "tokens": store.meta["tokens"],
+        "unknown_tokens": store.meta["unknown_tokens"],
+        "windows": len(store),
+        "recipe": {
+            k: recipe[k]
+            for k in (
+                "batch_size",
+                "learning_rate",
+                "warmup_ratio",
+                "weight_decay",
+                "max_grad_norm",
+                "mask_probability",
+                "whole_word",
+                "seed",
+                "max_length",
+            )
+        },
+        "steps": state.step,
+        "epochs": options.epochs if not options.steps else round(passes, 3),
         "passes": round(passes, 3),
-        "losses": state.mean_losses(), "seconds": round(state.seconds, 1), "resumes": state.resumes,
-        "peak_memory_mb": peak_memory_mb, "run_dir": str(run_dir), "log": str(run_dir / LOG_FILE),
-        "learning_rate": options.learning_rate, "mask_probability": options.mask_probability,
+        "losses": state.mean_losses(),
+        "seconds": round(state.seconds, 1),
+        "resumes": state.resumes,
+        "peak_memory_mb": peak_memory_mb,
+        "run_dir": str(run_dir),
+        "log": str(run_dir / LOG_FILE),
+        "learning_rate": options.learning_rate,
+        "mask_probability": options.mask_probability,
     }

@@ -15,9 +15,9 @@ import shutil
 import tempfile
 from array import array
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def read_corpus(path: str | Path) -> Iterator[str]:
             except json.JSONDecodeError as error:
                 raise PretrainDataError(f"{path}:{number}: not JSON ({error.msg})") from error
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise PretrainDataError(f"{path}:{number}: expected an object with a \"text\" string")
+                raise PretrainDataError(f'{path}:{number}: expected an object with a "text" string')
             yield record["text"]
 
 
@@ -106,8 +106,15 @@ class TokenStore:
         return len(self.windows)
 
 
-def open_store(folder: Path, key: dict, texts: Callable[[], Iterable[str]], tokenizer, content_length: int,
-               whole_word: bool, log=print) -> TokenStore:
+def open_store(
+    folder: Path,
+    key: dict,
+    texts: Callable[[], Iterable[str]],
+    tokenizer,
+    content_length: int,
+    whole_word: bool,
+    log=print,
+) -> TokenStore:
     """The store in `folder` if it was built for `key` (vocabulary, texts, window length, masking
     scheme), else a new one built there from `texts()` (written to a scratch folder and renamed, so an
     interrupted build leaves nothing half-written)."""
@@ -134,8 +141,13 @@ def open_store(folder: Path, key: dict, texts: Callable[[], Iterable[str]], toke
 
 
 def load_store(folder: Path, meta: dict) -> TokenStore:
-    return TokenStore(folder, np.load(folder / "tokens.npy", mmap_mode="r"),
-                      np.load(folder / "word_starts.npy", mmap_mode="r"), np.load(folder / "windows.npy"), meta)
+    return TokenStore(
+        folder,
+        np.load(folder / "tokens.npy", mmap_mode="r"),
+        np.load(folder / "word_starts.npy", mmap_mode="r"),
+        np.load(folder / "windows.npy"),
+        meta,
+    )
 
 
 def write_store(folder: Path, texts: Iterable[str], tokenizer, content_length: int, whole_word: bool) -> dict:
@@ -160,8 +172,15 @@ def write_store(folder: Path, texts: Iterable[str], tokenizer, content_length: i
     np.save(folder / "tokens.npy", np.frombuffer(tokens, dtype=np.uint16 if tokens.typecode == "H" else np.uint32))
     np.save(folder / "word_starts.npy", np.frombuffer(starts, dtype=np.uint8))
     np.save(folder / "windows.npy", np.frombuffer(windows, dtype=np.int64).reshape(-1, 2))
-    return {"format": STORE_FORMAT, "texts": texts_seen, "tokens": len(tokens), "windows": len(windows) // 2,
-            "unknown_tokens": unknown, "whole_word": whole_word, "content_length": content_length}
+    return {
+        "format": STORE_FORMAT,
+        "texts": texts_seen,
+        "tokens": len(tokens),
+        "windows": len(windows) // 2,
+        "unknown_tokens": unknown,
+        "whole_word": whole_word,
+        "content_length": content_length,
+    }
 
 
 def text_tokens(text: str, tokenizer, whole_word: bool) -> tuple[list[int], list[int]]:
@@ -201,15 +220,24 @@ def window_batch(store: TokenStore, rows: Sequence[int], special: tuple[int, int
     for i, row in enumerate(rows):
         begin, length = (int(v) for v in store.windows[row])
         ids[i, 0], ids[i, length + 1] = cls, sep
-        ids[i, 1:length + 1] = store.tokens[begin:begin + length]
-        starts[i, 1:length + 1] = store.word_starts[begin:begin + length]
+        ids[i, 1 : length + 1] = store.tokens[begin : begin + length]
+        starts[i, 1 : length + 1] = store.word_starts[begin : begin + length]
         starts[i, 1] = 1
-        attention[i, :length + 2] = 1
+        attention[i, : length + 2] = 1
     return ids, attention, starts
 
 
-def mask_batch(ids: np.ndarray, attention: np.ndarray, starts: np.ndarray, *, probability: float,
-               mask_id: int, vocab_size: int, special_ids: Sequence[int], generator: torch.Generator) -> Batch:
+def mask_batch(
+    ids: np.ndarray,
+    attention: np.ndarray,
+    starts: np.ndarray,
+    *,
+    probability: float,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: Sequence[int],
+    generator: torch.Generator,
+) -> Batch:
     """BERT's masking, by word: each word (a run of tokens from one word start to the next) is chosen
     with `probability`, and all its tokens are predicted; of those, 80% become [MASK], 10% a random
     token and 10% stay. With a start on every token this is BERT's original per-token masking."""

@@ -11,9 +11,9 @@ import platform
 import resource
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import transformers
@@ -54,8 +54,9 @@ def split_documents(documents: Sequence[Document], data: DataConfig) -> DataSpli
             n_dev = min(n_dev, len(documents) - 1)
         ranked = sorted(documents, key=lambda d: hashlib.sha256(f"{data.split_seed}:{d.doc_id}".encode()).hexdigest())
         dev_ids = {d.doc_id for d in ranked[:n_dev]}
-    return DataSplit(train=[d for d in documents if d.doc_id not in dev_ids],
-                     dev=[d for d in documents if d.doc_id in dev_ids])
+    return DataSplit(
+        train=[d for d in documents if d.doc_id not in dev_ids], dev=[d for d in documents if d.doc_id in dev_ids]
+    )
 
 
 @dataclass
@@ -82,8 +83,15 @@ class FittedModel:
     windows: int
 
     def predictor(self, config: Config, version: str = "") -> Predictor:
-        return Predictor(self.model, self.tokenizer, config.tags, config.window.max_length, config.window.stride,
-                         features=self.featurizer, version=version)
+        return Predictor(
+            self.model,
+            self.tokenizer,
+            config.tags,
+            config.window.max_length,
+            config.window.stride,
+            features=self.featurizer,
+            version=version,
+        )
 
 
 def vocabulary_texts(config: Config, documents: Sequence[Document], root: Path) -> tuple[list[str], list[Path]]:
@@ -93,28 +101,39 @@ def vocabulary_texts(config: Config, documents: Sequence[Document], root: Path) 
     return [d.text for d in documents] + [p.read_text(encoding="utf-8-sig") for p in files], files
 
 
-def fit_model(config: Config, train_documents: Sequence[Document], vocab_texts: Sequence[str],
-              log=print) -> FittedModel:
+def fit_model(
+    config: Config, train_documents: Sequence[Document], vocab_texts: Sequence[str], log=print
+) -> FittedModel:
     """A new model (scratch or from `model.base`) fine-tuned on `train_documents`."""
     seed_everything(config.train.seed)
     tokenizer = load_base_tokenizer(config, vocab_texts)
     t = config.train
     documents = [*train_documents, *augment(train_documents, t.augment_copies, t.augment_probability, t.seed)]
     featurizer = Featurizer(tuple(config.model.features), tuple(config.labels)).fitted(train_documents)
-    examples = training_examples(documents, tokenizer, config.tags,
-                                 featurizer.training_values(documents, group=source_doc_id))
+    examples = training_examples(
+        documents, tokenizer, config.tags, featurizer.training_values(documents, group=source_doc_id)
+    )
     n_windows = count_windows(examples, config.window.max_length, config.window.stride)
     model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes)
-    log(f"{n_windows} training windows; model {config.model.base} "
-        f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    log(
+        f"{n_windows} training windows; model {config.model.base} "
+        f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
+    )
     started = time.perf_counter()
     history = fit(model, examples, tokenizer, config, log=log)
     return FittedModel(model, tokenizer, featurizer, history, round(time.perf_counter() - started, 1), n_windows)
 
 
-def train(config: Config, *, root: Path = Path("."), config_path: Path | None = None,
-          models_dir: Path | None = None, runs_dir: Path | None = None, version: str | None = None,
-          log=print) -> TrainingResult:
+def train(
+    config: Config,
+    *,
+    root: Path = Path("."),
+    config_path: Path | None = None,
+    models_dir: Path | None = None,
+    runs_dir: Path | None = None,
+    version: str | None = None,
+    log=print,
+) -> TrainingResult:
     """The whole training stage: read and split annotations, fine-tune, score dev, write artifacts."""
     root = Path(root)
     models_dir = Path(models_dir) if models_dir else root / "models"
@@ -127,15 +146,16 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
     annotation_files = resolve_annotation_files(config.data.annotations, root)
     documents = load_documents(annotation_files, config.labels)
     split = split_documents(documents, config.data)
-    log(f"{len(documents)} documents from {len(annotation_files)} file(s): "
-        f"{len(split.train)} train, {len(split.dev)} dev; {threads} threads")
+    log(
+        f"{len(documents)} documents from {len(annotation_files)} file(s): "
+        f"{len(split.train)} train, {len(split.dev)} dev; {threads} threads"
+    )
 
     vocab_texts, vocab_files = vocabulary_texts(config, documents, root)
     fitted = fit_model(config, split.train, vocab_texts, log=log)
     model, tokenizer, history, train_seconds = fitted.model, fitted.tokenizer, fitted.history, fitted.seconds
     predictor = fitted.predictor(config, version)
-    dev_metrics = (evaluate(split.dev, predict_documents(predictor, split.dev), config.labels)
-                   if split.dev else None)
+    dev_metrics = evaluate(split.dev, predict_documents(predictor, split.dev), config.labels) if split.dev else None
     peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     card = {
@@ -163,42 +183,61 @@ def train(config: Config, *, root: Path = Path("."), config_path: Path | None = 
         },
         "dev_metrics": dev_metrics.to_dict() if dev_metrics else None,
         "git_commit": git_commit(root),
-        "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                        "transformers": transformers.__version__, "platform": platform.platform()},
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "platform": platform.platform(),
+        },
         "config": config.to_dict(),
     }
-    settings = {"version": version, "labels": config.labels, "tags": config.tags,
-                "max_length": config.window.max_length, "stride": config.window.stride,
-                "features": fitted.featurizer.to_dict(), "crf": crf_parameters(model)}
+    settings = {
+        "version": version,
+        "labels": config.labels,
+        "tags": config.tags,
+        "max_length": config.window.max_length,
+        "stride": config.window.stride,
+        "features": fitted.featurizer.to_dict(),
+        "crf": crf_parameters(model),
+    }
 
     model_dir = models_dir / version
     with atomic_directory(model_dir) as scratch:
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
         atomic_write_json(scratch / MODEL_SETTINGS_FILE, settings)
-        atomic_write_text(scratch / "train_config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True,
-                                                                        sort_keys=False))
+        atomic_write_text(
+            scratch / "train_config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False)
+        )
         atomic_write_json(scratch / MODEL_CARD_FILE, card)
         atomic_write_text(scratch / "README.md", model_card_markdown(card))
 
     run_dir = runs_dir / version
     with atomic_directory(run_dir) as scratch:
         atomic_write_text(scratch / "log.jsonl", "".join(json.dumps(r.__dict__) + "\n" for r in history))
-        atomic_write_json(scratch / "summary.json", {k: card[k] for k in
-                                                      ("version", "created", "base_model", "data", "training",
-                                                       "dev_metrics", "git_commit")})
-        atomic_write_text(scratch / "config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True,
-                                                                  sort_keys=False))
+        atomic_write_json(
+            scratch / "summary.json",
+            {k: card[k] for k in ("version", "created", "base_model", "data", "training", "dev_metrics", "git_commit")},
+        )
+        atomic_write_text(
+            scratch / "config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False)
+        )
     log(f"wrote {model_dir} and {run_dir} ({train_seconds}s training, peak {peak_memory_mb} MB)")
     return TrainingResult(version, model_dir, run_dir, split, dev_metrics, train_seconds, peak_memory_mb, history)
 
 
 def git_commit(root: Path) -> str | None:
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("-dirty" if dirty else "")
