@@ -27,11 +27,12 @@ PRETRAIN_ARGS ?=
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test lint train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
 	@echo "make test      run the test suite"
+	@echo "make lint      ruff (lint and format check), the layer contract and mypy"
 	@echo "make train     train CONFIG=$(CONFIG) on all exports in annotations/"
 	@echo "make eval      evaluate MODEL (default: newest in models/) on its dev documents"
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
@@ -79,6 +80,13 @@ labelstudio-lock:
 
 test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# ruff (lint rules and formatting), the import-linter layer contract and mypy, all configured in pyproject.toml
+lint:
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports pyproject.toml --no-cache
+	$(BIN)/mypy
 
 train:
 	$(BIN)/policy-ner train $(CONFIG)

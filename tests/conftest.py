@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,11 @@ def tiny_report(tiny_model, tiny_project, tmp_path_factory) -> Path:
         == 0
     )
     return output
+
+
+def pytest_configure(config):
+    # training caches featurized examples per user; the tests get a cache of their own
+    os.environ["POLICY_NER_CACHE"] = tempfile.mkdtemp(prefix="policy-ner-test-cache-")
 
 
 def pytest_collection_finish(session):

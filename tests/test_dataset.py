@@ -118,3 +118,45 @@ def test_word_boundary_features_follow_jieba_words():
     encoded = encode_text(text, tokenizer, features)
     assert encoded.token_types == [features[c] for c in encoded.token_chars]
     assert encode_text(text, tokenizer).token_types == [0] * len(encoded.input_ids)
+
+
+def test_training_and_prediction_frame_identical_windows(tmp_path):
+    from policy_ner.features.channels import Featurizer
+    from policy_ner.model.encoding import encode_text
+    from policy_ner.model.predictor import Predictor
+
+    doc = load_documents([CORPUS_EXPORT], LABELS)[0]
+    tokenizer = char_tokenizer(build_char_vocab([doc.text]))
+    featurizer = Featurizer(("jieba", "money"), tuple(LABELS))
+    windows = training_windows(training_examples([doc], tokenizer, TAGS, featurizer), tokenizer, 40, 8)
+    predictor = Predictor(None, tokenizer, TAGS, 40, 8, features=featurizer, runtime=object())
+    encoded = predictor.encode([doc.text])
+    planned = [(0, start, end) for start, end in plan_windows(len(encoded[0].input_ids), 38, 8)]
+    served = predictor.framed_windows(encoded, planned)
+    assert len(served) == len(windows) > 3
+    assert [row["input_ids"] for row in served] == windows["input_ids"]
+    assert [row["token_type_ids"] for row in served] == windows["token_type_ids"]
+    assert any(any(types) for types in windows["token_type_ids"])  # the features are really there
+    assert encoded[0].input_ids == encode_text(doc.text, tokenizer, featurizer.values(doc.text)).input_ids
+
+
+def test_a_retrain_on_unchanged_documents_reads_the_examples_from_the_cache(tmp_path, monkeypatch):
+    from policy_ner.features.channels import Featurizer
+
+    docs = load_documents([CORPUS_EXPORT], LABELS)[:4]
+    tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
+    featurizer = Featurizer(("jieba", "money"), tuple(LABELS))
+    messages = []
+    first = training_examples(docs, tokenizer, TAGS, featurizer, cache_dir=tmp_path, log=messages.append)
+    assert len(list(tmp_path.glob("examples-*.arrow"))) == 1 and "written to" in messages[-1]
+
+    def no_featurizing(*args, **kwargs):
+        raise AssertionError("featurized again")
+
+    monkeypatch.setattr(Featurizer, "values_for", no_featurizing)
+    again = training_examples(docs, tokenizer, TAGS, featurizer, cache_dir=tmp_path, log=messages.append)
+    assert "read from" in messages[-1]
+    assert again.to_dict() == first.to_dict() and len(again) == 4
+    edited = [docs[0], docs[1], docs[2], Document(docs[3].doc_id, docs[3].text, docs[3].spans[1:])]
+    with pytest.raises(AssertionError, match="featurized again"):  # a changed span is another fingerprint
+        training_examples(edited, tokenizer, TAGS, featurizer, cache_dir=tmp_path)

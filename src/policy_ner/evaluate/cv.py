@@ -224,10 +224,11 @@ def tagger_system(make: Callable[[], Tagger]) -> FitPredict:
 
 def model_system(config: Config, vocab_texts: Sequence[str], log=print) -> FitPredict:
     from ..model.predictor import predict_documents  # torch loads only when a model is trained
+    from ..train.dataset import default_cache_dir
     from ..train.run import fit_model
 
     def run(train: Sequence[Document], test: Sequence[Document]) -> dict[str, PredictedDocument]:
-        fitted = fit_model(config, train, vocab_texts, log=log)
+        fitted = fit_model(config, train, vocab_texts, log=log, cache_dir=default_cache_dir())
         return predict_documents(fitted.predictor(config), test)
 
     return run

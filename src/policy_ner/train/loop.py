@@ -6,16 +6,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+import datasets
 import numpy as np
 import torch
 from transformers import get_linear_schedule_with_warmup
 
 from ..config import Config
 from ..model.encoding import IGNORE_INDEX
-from .dataset import TrainingExample, collate, count_windows, training_windows
+from .dataset import collate, count_windows, training_windows
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def parameter_groups(model, weight_decay: float) -> list[dict]:
 
 
 def fit(
-    model, examples: Sequence[TrainingExample], tokenizer, config: Config, log=print, prepare_batch=None
+    model, examples: datasets.Dataset, tokenizer, config: Config, log=print, prepare_batch=None
 ) -> list[EpochRecord]:
     """Fine-tune `model` in place on windows of `examples`; returns the per-epoch record.
 

@@ -30,7 +30,7 @@ from ..scoring import EvaluationResult, evaluate
 from ..types import Document
 from .augment import augment, source_doc_id
 from .card import model_card_markdown
-from .dataset import count_windows, training_examples
+from .dataset import count_windows, default_cache_dir, training_examples
 from .loop import EpochRecord, fit, seed_everything
 
 
@@ -102,16 +102,21 @@ def vocabulary_texts(config: Config, documents: Sequence[Document], root: Path) 
 
 
 def fit_model(
-    config: Config, train_documents: Sequence[Document], vocab_texts: Sequence[str], log=print
+    config: Config,
+    train_documents: Sequence[Document],
+    vocab_texts: Sequence[str],
+    log=print,
+    cache_dir: str | Path | None = None,
 ) -> FittedModel:
-    """A new model (scratch or from `model.base`) fine-tuned on `train_documents`."""
+    """A new model (scratch or from `model.base`) fine-tuned on `train_documents`; its featurized
+    training examples are cached in `cache_dir` (none: computed in memory)."""
     seed_everything(config.train.seed)
     tokenizer = load_base_tokenizer(config, vocab_texts)
     t = config.train
     documents = [*train_documents, *augment(train_documents, t.augment_copies, t.augment_probability, t.seed)]
     featurizer = Featurizer(tuple(config.model.features), tuple(config.labels)).fitted(train_documents)
     examples = training_examples(
-        documents, tokenizer, config.tags, featurizer.training_values(documents, group=source_doc_id)
+        documents, tokenizer, config.tags, featurizer, group=source_doc_id, cache_dir=cache_dir, log=log
     )
     n_windows = count_windows(examples, config.window.max_length, config.window.stride)
     model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes)
@@ -152,7 +157,7 @@ def train(
     )
 
     vocab_texts, vocab_files = vocabulary_texts(config, documents, root)
-    fitted = fit_model(config, split.train, vocab_texts, log=log)
+    fitted = fit_model(config, split.train, vocab_texts, log=log, cache_dir=default_cache_dir())
     model, tokenizer, history, train_seconds = fitted.model, fitted.tokenizer, fitted.history, fitted.seconds
     predictor = fitted.predictor(config, version)
     dev_metrics = evaluate(split.dev, predict_documents(predictor, split.dev), config.labels) if split.dev else None
