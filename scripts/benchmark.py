@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from policy_ner import markdown
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("pipeline", "torch", "onnx", "onnx-int8")
 
@@ -158,38 +160,57 @@ def speed_table(runs: dict[str, list[dict]]) -> str:
     and to torch, and every run's seconds."""
     results = {runtime: median_run(r) for runtime, r in runs.items()}
 
-    def ratios(r: dict, key: str) -> str:
+    def ratios(r: dict, key: str) -> list[str]:
         speed = r["characters"] / r[key]
-        return " | ".join(
+        return [
             f"{speed / (base['characters'] / base[key]):.2f}" if base else "-"
             for base in (results.get("pipeline"), results.get("torch"))
-        )
+        ]
 
-    lines = [
-        "| runtime | documents | characters | seconds | chars/s | s/doc | peak RSS MB | × pipeline | × torch "
-        "| CPU s | chars/CPU-s | × pipeline (CPU) | × torch (CPU) | seconds of each run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    header = [
+        "runtime",
+        "documents",
+        "characters",
+        "seconds",
+        "chars/s",
+        "s/doc",
+        "peak RSS MB",
+        "× pipeline",
+        "× torch",
+        "CPU s",
+        "chars/CPU-s",
+        "× pipeline (CPU)",
+        "× torch (CPU)",
+        "seconds of each run",
     ]
-    for runtime, r in results.items():
-        each_run = ", ".join(f"{run['seconds']:.1f}" for run in runs[runtime])
-        lines.append(
-            f"| {runtime} | {r['documents']:,} | {r['characters']:,} | {r['seconds']:.1f} | "
-            f"{r['characters'] / r['seconds']:,.0f} | {r['seconds'] / r['documents']:.4f} | "
-            f"{r['peak_rss_mb']:,.0f} | {ratios(r, 'seconds')} | {r['cpu_seconds']:.1f} | "
-            f"{r['characters'] / r['cpu_seconds']:,.0f} | {ratios(r, 'cpu_seconds')} | "
-            f"{each_run} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            runtime,
+            f"{r['documents']:,}",
+            f"{r['characters']:,}",
+            f"{r['seconds']:.1f}",
+            f"{r['characters'] / r['seconds']:,.0f}",
+            f"{r['seconds'] / r['documents']:.4f}",
+            f"{r['peak_rss_mb']:,.0f}",
+            *ratios(r, "seconds"),
+            f"{r['cpu_seconds']:.1f}",
+            f"{r['characters'] / r['cpu_seconds']:,.0f}",
+            *ratios(r, "cpu_seconds"),
+            ", ".join(f"{run['seconds']:.1f}" for run in runs[runtime]),
+        ]
+        for runtime, r in results.items()
+    ]
+    return markdown.table(header, rows, "l" + "r" * 12 + "l")
 
 
 def memory_table(single: dict, double: dict) -> str:
-    lines = ["| torch run | documents | characters | RSS after loading MB | peak RSS MB |", "|---|---:|---:|---:|---:|"]
-    for name, r in (("the document set", single), ("twice over", double)):
-        lines.append(
-            f"| {name} | {r['documents']:,} | {r['characters']:,} | {r['loaded_rss_mb']:,.0f} | "
-            f"{r['peak_rss_mb']:,.0f} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [name, f"{r['documents']:,}", f"{r['characters']:,}", f"{r['loaded_rss_mb']:,.0f}", f"{r['peak_rss_mb']:,.0f}"]
+        for name, r in (("the document set", single), ("twice over", double))
+    ]
+    return markdown.table(
+        ["torch run", "documents", "characters", "RSS after loading MB", "peak RSS MB"], rows, "lrrrr"
+    )
 
 
 def quality_table(model_dir: Path, runtimes: list[str]) -> str:
@@ -210,20 +231,20 @@ def quality_table(model_dir: Path, runtimes: list[str]) -> str:
             evaluate(dev, {d.doc_id: predicted[d.doc_id] for d in dev}, labels).micro.f1 if dev else None,
         )
     base = scores.get("torch")
-    lines = [
-        f"strict micro F1 on annotations/*.json ({len(gold)} documents; dev: {len(dev)} documents)",
-        "| runtime | F1 all | F1 dev | Δ all vs torch (points) | Δ dev vs torch (points) |",
-        "|---|---:|---:|---:|---:|",
+
+    def delta(runtime: str, i: int) -> str:
+        return f"{100 * (scores[runtime][i] - base[i]):+.2f}" if base and base[i] is not None else "-"
+
+    rows = [
+        [runtime, f"{all_f1:.4f}", "None" if dev_f1 is None else f"{dev_f1:.4f}", delta(runtime, 0), delta(runtime, 1)]
+        for runtime, (all_f1, dev_f1) in scores.items()
     ]
-    for runtime, (all_f1, dev_f1) in scores.items():
-
-        def delta(i, runtime=runtime):
-            return f"{100 * (scores[runtime][i] - base[i]):+.2f}" if base and base[i] is not None else "-"
-
-        lines.append(
-            f"| {runtime} | {all_f1:.4f} | {dev_f1 if dev_f1 is None else f'{dev_f1:.4f}'} | {delta(0)} | {delta(1)} |"
+    return (
+        f"strict micro F1 on annotations/*.json ({len(gold)} documents; dev: {len(dev)} documents)\n"
+        + markdown.table(
+            ["runtime", "F1 all", "F1 dev", "Δ all vs torch (points)", "Δ dev vs torch (points)"], rows, "lrrrr"
         )
-    return "\n".join(lines)
+    )
 
 
 QUANTIZATION_OPTIONS = {
@@ -280,16 +301,14 @@ def stage_table(
     rows.append(("decode (Viterbi, entities)", best_seconds(lambda: first.entities_from_scores(encoded, scores))))
     network = {name: seconds for name, seconds in rows if name.startswith("network: ")}
     torch_network = network.get("network: torch")
-    lines = [
-        f"stages over data/raw ({len(texts)} documents, {sum(map(len, texts)):,} characters), one at a time, "
-        f"{threads} thread(s); best of 3",
-        "| stage | seconds | × torch network |",
-        "|---|---:|---:|",
+    cells = [
+        [name, f"{seconds:.3f}", f"{torch_network / seconds:.2f}" if name in network and torch_network else ""]
+        for name, seconds in rows
     ]
-    for name, seconds in rows:
-        ratio = f"{torch_network / seconds:.2f}" if name in network and torch_network else ""
-        lines.append(f"| {name} | {seconds:.3f} | {ratio} |")
-    return "\n".join(lines)
+    return (
+        f"stages over data/raw ({len(texts)} documents, {sum(map(len, texts)):,} characters), one at a time, "
+        f"{threads} thread(s); best of 3\n" + markdown.table(["stage", "seconds", "× torch network"], cells, "lrr")
+    )
 
 
 def best_seconds(work, repeats: int = 3) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import LABELS, ROOT
@@ -50,3 +52,18 @@ def test_data_manifest_matches_the_raw_files():
 def test_committed_labelling_config_is_the_generated_one():
     committed = (ROOT / "annotations" / "labeling_config.xml").read_text(encoding="utf-8")
     assert committed == labeling_config(load_config(ROOT / "configs" / "default.yaml").labels)
+
+
+def test_config_schema_describes_every_section_for_editors(capsys):
+    from policy_ner.cli import main
+
+    assert main(["config", "schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["required"] == ["name", "labels"] and schema["additionalProperties"] is False
+    sections = {
+        name: schema["$defs"][ref["$ref"].split("/")[-1]]
+        for name, ref in ((n, schema["properties"][n]) for n in ("data", "model", "window", "train"))
+    }
+    assert "window_jitter" in sections["train"]["properties"]
+    assert "CRF" in sections["model"]["properties"]["crf"]["description"]  # the field docstrings travel
+    assert all(section["additionalProperties"] is False for section in sections.values())
