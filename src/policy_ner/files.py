@@ -1,4 +1,9 @@
-"""Atomic writes: a reader, or a crash, never sees a half-written artifact."""
+"""Atomic writes: a reader, or a crash, never sees a half-written artifact.
+
+The scratch files and folders behind them are created private (0600, 0700) by `tempfile`; what they
+become gets the modes a plain `open` or `mkdir` would give under the process's umask, so colleagues
+sharing `models/` can read it.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,6 +37,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -51,6 +63,12 @@ def atomic_directory(final: str | Path) -> Iterator[Path]:
     scratch = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield scratch
+        mask = current_umask()
+        for folder, _, names in os.walk(scratch):
+            os.chmod(folder, 0o777 & ~mask)
+            for name in names:  # files written by other libraries (save_pretrained) have their own modes
+                file = Path(folder) / name
+                os.chmod(file, (file.stat().st_mode | 0o666) & ~mask & 0o777)
         os.rename(scratch, final)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)

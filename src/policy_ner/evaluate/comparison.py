@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..files import sha256_file
 from ..labelstudio.exports import load_documents
-from ..model.registry import MODEL_CARD_FILE, read_model_card, read_model_settings
+from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, check_version, read_model_card, read_model_settings
 from ..scoring import EvaluationInputError, PredictedDocument, align, check_labels, evaluate, predicted_documents
 from ..types import Document, Span
 from . import metrics
@@ -38,7 +38,8 @@ def open_source(path: str | Path) -> SystemSource:
     if path.is_dir():
         settings = read_model_settings(path)
         card = read_model_card(path) if (path / MODEL_CARD_FILE).is_file() else None
-        return SystemSource(settings.get("version", path.name), str(path), "model", list(settings["labels"]), card)
+        version = check_version(settings.get("version", path.name), f"{path / MODEL_SETTINGS_FILE}: version")
+        return SystemSource(version, str(path), "model", list(settings["labels"]), card)
     if path.is_file():
         return SystemSource(path.name.removesuffix(".jsonl"), str(path), "predictions")
     raise FileNotFoundError(f"{path}: no such model directory or prediction file")

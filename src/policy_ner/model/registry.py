@@ -3,7 +3,11 @@ are loaded)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +24,50 @@ def read_json_file(model_dir: str | Path, name: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: not a policy-ner model directory (no {name})")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+"""A version names one folder (`models/<version>/`, `eval/<version>/`): no separators, no `..`."""
+
+
+def check_version(version: str, where: str = "version") -> str:
+    """`version` if it is a safe folder name, else a ValueError naming `where`."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version) or ".." in version:
+        raise ValueError(
+            f"{where}: {version!r} is not a valid version name (letters, digits and . _ + -, "
+            "starting with a letter or digit; no path separators)"
+        )
+    return version
+
+
+@contextlib.contextmanager
+def reserved_version(folders: Sequence[Path], version: str | None, default: str) -> Iterator[str]:
+    """A version name no other run can take while the block runs: `version` (an error when a folder of
+    that name exists in `folders`), else `default`, or `default-2`, `default-3` ... when it is taken.
+    The name is held by a `.<version>.reserved` file, made exclusively, in the first folder."""
+    holder = Path(folders[0])
+    holder.mkdir(parents=True, exist_ok=True)
+    candidates = [version] if version else [default, *(f"{default}-{n}" for n in range(2, 1000))]
+    for name in candidates:
+        check_version(name, "--version" if version else "the default version")
+        if any((Path(folder) / name).exists() for folder in folders):
+            if version:
+                taken = next(Path(f) / name for f in folders if (Path(f) / name).exists())
+                raise FileExistsError(f"{taken} already exists; choose another version name")
+            continue
+        marker = holder / f".{name}.reserved"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            if version:
+                raise FileExistsError(f"version {name} is being written by another run ({marker})") from None
+            continue
+        try:
+            yield name
+        finally:
+            marker.unlink(missing_ok=True)
+        return
+    raise FileExistsError(f"no free version name after {default} in {holder}")
 
 
 def read_model_card(model_dir: str | Path) -> dict:

@@ -129,16 +129,18 @@ class JsonlWriter(_AppendingWriter):
 
 
 CSV_COLUMNS = ("doc_id", "label", "start", "end", "text", "score", "source", "encoding")
+CSV_LINE_END = "\r\n"
 
 
 class CsvWriter(_AppendingWriter):
     """One row per entity; a document without entities gets one row with the entity columns empty,
     so that every document read is accounted for. UTF-8 with a BOM, which spreadsheet programs need to
-    show Chinese text."""
+    show Chinese text. Rows end in CRLF (RFC 4180), which also makes the csv module quote any field
+    holding a carriage return: with bare LF endings a `\r` inside a doc id went out unquoted."""
 
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
         rows = [(e.label, e.start, e.end, e.text, e.score) for e in entities] or [("", "", "", "", "")]
         for label, start, end, text, score in rows:
             writer.writerow((document.doc_id, label, start, end, text, score, document.source, document.encoding))
@@ -177,7 +179,7 @@ _LS_CLOSE = b"]\n"
 _HEADERS = {
     "jsonl": b"",
     "labelstudio": _LS_OPEN,
-    "csv": codecs.BOM_UTF8 + (",".join(CSV_COLUMNS) + "\n").encode("utf-8"),
+    "csv": codecs.BOM_UTF8 + (",".join(CSV_COLUMNS) + CSV_LINE_END).encode("utf-8"),
 }
 
 

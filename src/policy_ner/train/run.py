@@ -25,7 +25,7 @@ from ..files import atomic_directory, atomic_write_json, atomic_write_text, sha2
 from ..labelstudio.exports import load_documents, resolve_annotation_files
 from ..model.network import crf_parameters, is_scratch, load_base_tokenizer, new_model
 from ..model.predictor import Predictor, predict_documents, set_threads
-from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE
+from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, reserved_version
 from ..scoring import EvaluationResult, evaluate
 from ..types import Document
 from .augment import augment, source_doc_id
@@ -139,14 +139,20 @@ def train(
     version: str | None = None,
     log=print,
 ) -> TrainingResult:
-    """The whole training stage: read and split annotations, fine-tune, score dev, write artifacts."""
+    """The whole training stage: read and split annotations, fine-tune, score dev, write artifacts.
+    The version name (`version`, else `<timestamp>-<config name>`) is reserved first, so two runs
+    started in the same second get two names instead of one losing its work at the end."""
     root = Path(root)
     models_dir = Path(models_dir) if models_dir else root / "models"
     runs_dir = Path(runs_dir) if runs_dir else root / "training"
-    version = version or f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
-    for taken in (models_dir / version, runs_dir / version):
-        if taken.exists():  # checked again when writing; this only saves a wasted run
-            raise FileExistsError(f"{taken} already exists; choose another version name")
+    default = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
+    with reserved_version([models_dir, runs_dir], version, default) as reserved:
+        return _train(config, root, config_path, models_dir, runs_dir, reserved, log)
+
+
+def _train(
+    config: Config, root: Path, config_path: Path | None, models_dir: Path, runs_dir: Path, version: str, log
+) -> TrainingResult:
     threads = set_threads(config.train.threads)
     annotation_files = resolve_annotation_files(config.data.annotations, root)
     documents = load_documents(annotation_files, config.labels)
