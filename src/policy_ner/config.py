@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from .tags import tag_inventory
 
@@ -219,7 +220,7 @@ _EXPECTED = {
 }
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     """One pydantic error as `key: message`, in the words the config's users read."""
     key = ".".join(str(part) if isinstance(part, str) else f"[{part}]" for part in error["loc"]).replace(".[", "[")
     kind = error["type"]

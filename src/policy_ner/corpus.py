@@ -78,7 +78,7 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
                 chars = int(row["chars"])
             except ValueError:
                 raise ValueError(f"{where}: chars must be an integer, got {row['chars']!r}") from None
-            entries.append(ManifestEntry(**{**{c: row[c] for c in MANIFEST_COLUMNS}, "chars": chars}))
+            entries.append(ManifestEntry(**{c: row[c] for c in MANIFEST_COLUMNS if c != "chars"}, chars=chars))
         return entries
 
 

@@ -25,14 +25,14 @@ def char_tags(text: str, spans: Iterable[Span]) -> list[str]:
 def spans_from_tags(tags: Sequence[str]) -> list[Span]:
     """Spans of a valid IOB2 sequence (as produced by `char_tags` or constrained decoding)."""
     spans: list[Span] = []
-    start, label = None, None
+    current: tuple[int, str] | None = None  # (start, label) of the span being read
     for i, tag in enumerate(list(tags) + ["O"]):
-        continues = tag.startswith("I-") and tag[2:] == label
-        if start is not None and not continues:
-            spans.append(Span(start, i, label))
-            start, label = None, None
-        if tag.startswith("B-") or (tag.startswith("I-") and start is None):
-            start, label = i, tag[2:]
+        continues = current is not None and tag.startswith("I-") and tag[2:] == current[1]
+        if current is not None and not continues:
+            spans.append(Span(current[0], i, current[1]))
+            current = None
+        if tag.startswith("B-") or (tag.startswith("I-") and current is None):
+            current = (i, tag[2:])
     return spans
 
 

@@ -72,7 +72,7 @@ class WordListTagger:
             for start, end in amount_spans(text)
             if support_before(text, start) == SUPPORT_IN_CLAUSE
         ]
-        taken = set()
+        taken: set[int] = set()
         for span in amounts:
             taken.update(range(span.start, span.end))
         mentions = [
@@ -128,6 +128,18 @@ def crf_features(text: str) -> list[dict[str, str | bool]]:
     return rows
 
 
+CrfFeatures = list[dict[str, str | bool]]
+"""The features of one sentence, one mapping per character (`crf_features`)."""
+
+
+class CrfModel(Protocol):
+    """What `CrfTagger` uses of `sklearn_crfsuite.CRF`."""
+
+    def fit(self, features: list[CrfFeatures], tags: list[list[str]]) -> object: ...
+
+    def predict(self, features: list[CrfFeatures]) -> list[list[str]]: ...
+
+
 @dataclass
 class CrfTagger:
     """sklearn-crfsuite CRF trained with L-BFGS and elastic-net regularisation, one sequence per
@@ -137,12 +149,13 @@ class CrfTagger:
     c2: float = 0.05
     max_iterations: int = 150
     name: str = "crf"
-    model: object = None
+    model: CrfModel | None = None
 
     def fit(self, documents: Sequence[Document]) -> CrfTagger:
         import sklearn_crfsuite
 
-        features, targets = [], []
+        features: list[CrfFeatures] = []
+        targets: list[list[str]] = []
         for doc in documents:
             tags = char_tags(doc.text, doc.spans)
             for start, end in sentence_chunks(doc.text):
@@ -160,6 +173,8 @@ class CrfTagger:
         return [entities_from_spans(text, self._spans(text)) for text in texts]
 
     def _spans(self, text: str) -> list[Span]:
+        if self.model is None:
+            raise ValueError("CrfTagger.predict before fit")
         pieces = list(sentence_chunks(text))
         tags = [
             tag for sentence in self.model.predict([crf_features(text[s:e]) for s, e in pieces]) for tag in sentence

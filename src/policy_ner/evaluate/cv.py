@@ -14,6 +14,7 @@ measured on) and pooled (all out-of-fold predictions scored together, as one eva
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -276,7 +277,7 @@ def systems_for(
         systems[MODEL] = model_system(config, vocab_texts, log=log)
     for name in baselines:
         make_baseline(name)  # fails early on an unknown name
-        systems[name] = tagger_system(lambda name=name: make_baseline(name))
+        systems[name] = tagger_system(functools.partial(make_baseline, name))
     return systems
 
 
@@ -365,7 +366,8 @@ def cv_title(config: Config, cv: CrossValidation) -> str:
 
 def default_output(config: Config, cv: CrossValidation) -> Path:
     """eval/cv-<name>/ for grouped folds, with -genre or -by-doc for the other two."""
-    return Path("eval") / f"cv-{config.name}{ {'genre': '-genre', 'doc': '-by-doc'}.get(cv.grouping.get('by'), '') }"
+    suffix = {"genre": "-genre", "doc": "-by-doc"}.get(cv.grouping.get("by", ""), "")
+    return Path("eval") / f"cv-{config.name}{suffix}"
 
 
 def cross_validate_config(

@@ -104,8 +104,16 @@ def match_document(
     return sorted(matches, key=_match_position)
 
 
-def _match_position(m: Match) -> tuple:
+def _first_span(m: Match) -> Span:
+    """The gold entity of a match, or its prediction when it has none (a spurious entity)."""
     first = m.gold or m.predicted
+    if first is None:
+        raise ValueError(f"a match in {m.doc_id} has neither a gold nor a predicted entity")
+    return first
+
+
+def _match_position(m: Match) -> tuple:
+    first = _first_span(m)
     return (first.start, first.end, m.gold is None)
 
 
@@ -121,7 +129,7 @@ def match_documents(gold: Sequence[Document], aligned: Sequence) -> list[Match]:
 
 def match_label(m: Match) -> str:
     """The label a match counts under: the gold label, or the predicted one for a spurious entity."""
-    return m.gold.label if m.gold is not None else m.predicted.label
+    return _first_span(m).label
 
 
 # --- counts and scores ---------------------------------------------------------------------------
@@ -266,12 +274,12 @@ def document_counts(gold: Sequence[Document], matches: Sequence[Match], labels: 
     counts = np.zeros((len(gold), len(labels), 3), dtype=np.int64)
     for m in matches:
         row = index[m.doc_id]
-        if m.category == "correct":
-            counts[row, column[m.gold.label], 0] += 1
         if m.predicted is not None:
             counts[row, column[m.predicted.label], 1] += 1
         if m.gold is not None:
             counts[row, column[m.gold.label], 2] += 1
+            if m.category == "correct":
+                counts[row, column[m.gold.label], 0] += 1
     return counts
 
 
@@ -309,10 +317,14 @@ def scores_from_totals(totals: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+THRESHOLDS: tuple[float, ...] = tuple(round(t, 2) for t in np.linspace(0, 1, 21))
+"""The score thresholds of `threshold_curve`: 0, 0.05, ..., 1."""
+
+
 def threshold_curve(
     matches: Sequence[Match],
     gold_total: int,
-    thresholds: Sequence[float] = tuple(round(t, 2) for t in np.linspace(0, 1, 21)),
+    thresholds: Sequence[float] = THRESHOLDS,
 ) -> list[dict[str, float]] | None:
     """Micro strict precision/recall/F1 keeping only predictions whose score is >= each threshold;
     None when the predictions carry no scores."""

@@ -223,7 +223,7 @@ def model_card_section(card: dict[str, Any] | None) -> Section:
             "Model card", [Paragraph("No model card: these predictions were read from a file.")], id="model-card"
         )
     training, data = card.get("training", {}), card.get("data", {})
-    rows = [
+    rows: list[list[Any]] = [
         ["version", card.get("version")],
         ["created", card.get("created")],
         ["base model", f"`{card.get('base_model')}`"],
@@ -544,7 +544,7 @@ def comparison_page(data: dict[str, Any]) -> Page:
         ]
         for n in others
     }
-    images = [
+    images: list[Block] = [
         Image(
             "compare_f1.png",
             plots.comparison_plot(rows_names, f1_by_system, intervals),

@@ -140,7 +140,8 @@ def parse_task(
 ) -> tuple[Document | None, list[AnnotationIssue]]:
     """One exported task -> a validated Document, or None when it holds no usable annotation."""
     task_id = task.get("id", "?")
-    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    raw_data = task.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     doc_id = data.get("doc_id") or f"task-{task_id}"
     text = data.get("text")
 
@@ -226,7 +227,8 @@ def _span_repr(span: Span, text: str) -> str:
 
 
 def _describe(result: dict[str, Any]) -> str:
-    value = result.get("value") if isinstance(result.get("value"), dict) else {}
+    raw_value = result.get("value")
+    value: dict[str, Any] = raw_value if isinstance(raw_value, dict) else {}
     return f"id={result.get('id')} {value.get('labels')} {value.get('start')}:{value.get('end')} {value.get('text')!r}"
 
 

@@ -17,10 +17,10 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..files import atomic_write_json
 from ..types import Document, Entity, Span
@@ -28,7 +28,15 @@ from .exports import AnnotationError, AnnotationIssue, load_documents, read_task
 from .formats import FROM_NAME, TO_NAME, labeling_config, labels_tags, predicted_task, prediction
 
 if TYPE_CHECKING:
-    from label_studio_sdk import LabelStudio
+    from label_studio_sdk import (
+        AllRolesProjectList,
+        Export,
+        ImportApiRequest,
+        LabelStudio,
+        LseExportCreate,
+        PredictionRequest,
+        RoleBasedTask,
+    )
 
 API_KEY_ENV = "LABEL_STUDIO_API_KEY"
 ORDERS = ("input", "uncertainty")
@@ -108,15 +116,24 @@ class ProjectRef:
     created: bool = False
 
 
+def _server_id(item_id: int | None, what: str) -> int:
+    """The id the server gave `what` (it gives every project, task and export one)."""
+    if item_id is None:
+        raise LabelStudioError(f"Label Studio returned {what} without an id")
+    return item_id
+
+
 def find_project(client: LabelStudio, title: str) -> ProjectRef | None:
-    # The server's title filter matches substrings, case-insensitively.
-    found = [p for p in client.projects.list(title=title) if p.title == title]
+    # The server's title filter matches substrings, case-insensitively. (The SDK's `list` leaves its
+    # item type unbound, so the annotation supplies it.)
+    projects: Iterable[AllRolesProjectList] = client.projects.list(title=title)
+    found = [p for p in projects if p.title == title]
     if len(found) > 1:
         raise LabelStudioError(
             f"{len(found)} projects are titled {title!r} (ids "
             f"{', '.join(str(p.id) for p in found)}): rename all but one"
         )
-    return ProjectRef(found[0].id, title) if found else None
+    return ProjectRef(_server_id(found[0].id, f"project {title!r}"), title) if found else None
 
 
 def ensure_project(client: LabelStudio, title: str, labels: Sequence[str]) -> ProjectRef:
@@ -125,7 +142,7 @@ def ensure_project(client: LabelStudio, title: str, labels: Sequence[str]) -> Pr
     project = find_project(client, title)
     if project is None:
         created = client.projects.create(title=title, label_config=labeling_config(labels))
-        return ProjectRef(created.id, title, created=True)
+        return ProjectRef(_server_id(created.id, f"the new project {title!r}"), title, created=True)
     config = client.projects.get(project.id).label_config or ""
     tags = [t for t in labels_tags(config) if (t.from_name, t.to_name) == (FROM_NAME, TO_NAME)]
     if not tags or set(tags[0].labels) != set(labels):
@@ -226,13 +243,17 @@ def import_order(documents: Sequence[Document], uncertainty: Mapping[str, float]
 def existing_tasks(client: LabelStudio, project_id: int) -> dict[str, ExistingTask]:
     """Tasks that carry a `data.doc_id`, by doc id (the first task wins if a doc id repeats)."""
     tasks: dict[str, ExistingTask] = {}
-    for task in client.tasks.list(project=project_id, fields="all"):
+    # The SDK's `list` leaves its item type unbound here too (see find_project).
+    listed: Iterable[RoleBasedTask] = client.tasks.list(project=project_id, fields="all")
+    for task in listed:
         data = task.data or {}
         doc_id = data.get("doc_id")
         if doc_id is None or str(doc_id) in tasks:
             continue
         versions = frozenset(str(_field(p, "model_version") or "") for p in task.predictions or [])
-        tasks[str(doc_id)] = ExistingTask(task.id, str(data.get("text", "")), versions)
+        tasks[str(doc_id)] = ExistingTask(
+            _server_id(task.id, f"a task of doc {doc_id}"), str(data.get("text", "")), versions
+        )
     return tasks
 
 
@@ -282,24 +303,32 @@ def push(
             entities, doc_uncertainty = predicted[doc.doc_id]
             return prediction(doc.doc_id, entities, version or "", 1.0 - doc_uncertainty)
 
+        def existing_task_prediction(doc: Document) -> dict[str, Any]:
+            found = task_prediction(doc)
+            if found is None:
+                raise ValueError(f"doc {doc.doc_id} needs a prediction but the model gave none")
+            return {"task": existing[doc.doc_id].task_id, **found}
+
         for start in range(0, len(new), IMPORT_CHUNK):
             chunk = new[start : start + IMPORT_CHUNK]
+            chunk_tasks = [predicted_task(d.doc_id, d.text, task_prediction(d)) for d in chunk]
             response = client.projects.import_tasks(
                 id=ref.id,
-                request=[predicted_task(d.doc_id, d.text, task_prediction(d)) for d in chunk],
+                # The SDK sends plain dicts as they are; its pydantic request models are not needed.
+                request=cast("list[ImportApiRequest]", chunk_tasks),
                 commit_to_project=True,
                 return_task_ids=True,
             )
             if response.task_count != len(chunk):
                 raise LabelStudioError(f"project {project!r}: imported {response.task_count} of {len(chunk)} tasks")
         if plan.needs_prediction:
-            client.projects.import_predictions(
-                id=ref.id,
-                request=[{"task": existing[d.doc_id].task_id, **task_prediction(d)} for d in plan.needs_prediction],
-            )
-        if version is not None:
-            sampling = {"sampling": UNCERTAINTY_SAMPLING} if order == "uncertainty" else {}
-            client.projects.update(id=ref.id, model_version=version, **sampling)
+            predictions = [existing_task_prediction(d) for d in plan.needs_prediction]
+            # Plain dicts, as for import_tasks above.
+            client.projects.import_predictions(id=ref.id, request=cast("list[PredictionRequest]", predictions))
+        if version is not None and order == "uncertainty":
+            client.projects.update(id=ref.id, model_version=version, sampling=UNCERTAINTY_SAMPLING)
+        elif version is not None:
+            client.projects.update(id=ref.id, model_version=version)
     return PushResult(
         ref,
         tuple(d.doc_id for d in new),
@@ -527,26 +556,29 @@ def format_pull(result: PullResult) -> list[str]:
 def snapshot_export(client: LabelStudio, project_id: int, timeout: float = 300) -> list[dict[str, Any]]:
     """Every task of the project as Label Studio's JSON export lists it, predictions included in full
     (the quick export lists only their ids). The snapshot is deleted from the server afterwards."""
+    from label_studio_sdk import SerializationOptionRequest, SerializationOptionsRequest
+
     exports = client.projects.exports
-    snapshot = exports.create(
+    snapshot: LseExportCreate | Export = exports.create(
         project_id,
         title=f"policy-ner pull {time.strftime('%Y-%m-%d %H:%M:%S')}",
-        serialization_options={"predictions": {"only_id": False}},
+        serialization_options=SerializationOptionsRequest(predictions=SerializationOptionRequest(only_id=False)),
     )
+    export_id = _server_id(snapshot.id, f"a snapshot export of project {project_id}")
     try:
         deadline = time.monotonic() + timeout
         while snapshot.status != "completed":
             if snapshot.status == "failed":
-                raise LabelStudioError(f"the snapshot export {snapshot.id} of project {project_id} failed")
+                raise LabelStudioError(f"the snapshot export {export_id} of project {project_id} failed")
             if time.monotonic() > deadline:
                 raise LabelStudioError(
-                    f"the snapshot export {snapshot.id} of project {project_id} was not ready after {timeout:.0f} s"
+                    f"the snapshot export {export_id} of project {project_id} was not ready after {timeout:.0f} s"
                 )
             time.sleep(0.5)
-            snapshot = exports.get(project_id, snapshot.id)
-        payload = b"".join(exports.download(project_id, snapshot.id, export_type="JSON"))
+            snapshot = exports.get(project_id, export_id)
+        payload = b"".join(exports.download(project_id, export_id, export_type="JSON"))
     finally:
-        exports.delete(project_id, snapshot.id)
+        exports.delete(project_id, export_id)
     try:
         tasks = json.loads(payload)
     except json.JSONDecodeError as exc:

@@ -42,7 +42,10 @@ class EncodedText:
 def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None) -> EncodedText:
     """`text` tokenized one character at a time; `char_features` holds one feature id per character."""
     token_ids = char_token_ids(tokenizer, text)
-    input_ids, token_chars, units, unit_tokens = [], [], [], []
+    input_ids: list[int] = []
+    token_chars: list[int] = []
+    units: list[int] = []
+    unit_tokens: list[int] = []
     for char_index, char in enumerate(text):
         ids = token_ids[char]
         if ids:

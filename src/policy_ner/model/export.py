@@ -65,7 +65,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
         torch.onnx.export(
             graph,
             _example_inputs(model, 2, 16),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # `f` is annotated as a path; the TorchScript exporter takes files too
             dynamo=False,
             input_names=list(INPUT_NAMES),
             output_names=["logits"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import TypedDict, cast
 
 import torch
 from torch import nn
@@ -66,12 +67,24 @@ def is_scratch(config: Config) -> bool:
     return config.model.base == SCRATCH
 
 
+class HeadSettings(TypedDict):
+    """The `PolicyNerBertConfig` arguments `new_model` takes from the config's tags and `model.*`."""
+
+    num_labels: int
+    id2label: dict[int, str]
+    label2id: dict[str, int]
+    conv_layers: int
+    conv_kernel: int
+    crf: bool
+    feature_sizes: list[int]
+
+
 def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = ()):
     """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels:
     randomly initialised for `scratch`, else the base checkpoint's encoder with a fresh head."""
     tags = config.tags
     m = config.model
-    settings = dict(
+    settings = HeadSettings(
         num_labels=len(tags),
         id2label=dict(enumerate(tags)),
         label2id={t: i for i, t in enumerate(tags)},
@@ -148,7 +161,8 @@ class FeatureEmbedding(nn.Module):
             *packed.shape,
             self.hidden_size,
             device=packed.device,
-            dtype=self.channels[0].weight.dtype if self.channels else torch.float32,
+            # cast: `ModuleList[i]` is typed `Module`, whose attributes are typed `Tensor | Module`.
+            dtype=cast(nn.Embedding, self.channels[0]).weight.dtype if self.channels else torch.float32,
         )
         for embedding, size in zip(self.channels, self.sizes):
             total = total + embedding(packed % size)
@@ -188,6 +202,8 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
     fixed at a large negative score, so training and decoding agree on what may follow what."""
 
     config_class = PolicyNerBertConfig
+    crf_allowed: torch.Tensor
+    """Buffer: allowed[prev, next] under IOB2 (`iob2_transitions`)."""
 
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
@@ -198,13 +214,20 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
             else None
         )
         n = config.num_labels
+        if n is None:
+            raise ValueError("PolicyNerBertConfig needs its tags (id2label)")
         self.crf_transitions = nn.Parameter(torch.zeros(n, n)) if config.crf else None
         self.crf_start = nn.Parameter(torch.zeros(n)) if config.crf else None
         self.register_buffer("crf_allowed", self._allowed_transitions(), persistent=False)
         self.post_init()
 
     def _allowed_transitions(self) -> torch.Tensor:
-        allowed, _ = iob2_transitions([self.config.id2label[i] for i in range(self.config.num_labels)])
+        id2label = self.config.id2label
+        if id2label is None:
+            raise ValueError("PolicyNerBertConfig needs its tags (id2label)")
+        # PretrainedConfig makes the keys of id2label integers (its annotation also allows str keys).
+        tags = cast("dict[int, str]", id2label)
+        allowed, _ = iob2_transitions([tags[i] for i in range(len(tags))])
         return torch.tensor(allowed)
 
     def _init_weights(self, module):
@@ -250,6 +273,8 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
 
         The start scores stay unconstrained: a training window may begin inside an entity, so its
         first tag may be `I-X`. Decoding runs over whole documents and forbids that there."""
+        if self.crf_transitions is None or self.crf_start is None:
+            raise ValueError("crf_scores: this model has no CRF (config.crf is false)")
         forbidden = torch.tensor(-1e4, dtype=self.crf_transitions.dtype)
         return torch.where(self.crf_allowed, self.crf_transitions, forbidden), self.crf_start
 

@@ -256,7 +256,7 @@ class Progress:
     ):
         from tqdm import tqdm
 
-        tty = hasattr(stream, "isatty") and stream.isatty()
+        tty = stream is not None and hasattr(stream, "isatty") and stream.isatty()
         self.total_documents = total_documents
         self.documents = self.skipped = self.characters = 0
         self.started = time.perf_counter()

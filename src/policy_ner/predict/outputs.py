@@ -141,7 +141,9 @@ class CsvWriter(_AppendingWriter):
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator=CSV_LINE_END)
-        rows = [(e.label, e.start, e.end, e.text, e.score) for e in entities] or [("", "", "", "", "")]
+        rows: list[tuple[str, int | str, int | str, str, float | str]] = [
+            (e.label, e.start, e.end, e.text, e.score) for e in entities
+        ] or [("", "", "", "", "")]
         for label, start, end, text, score in rows:
             writer.writerow((document.doc_id, label, start, end, text, score, document.source, document.encoding))
         return buffer.getvalue().encode("utf-8")
@@ -254,20 +256,21 @@ def _recover_csv(path: Path) -> tuple[set[str], tuple[int, bytes]]:
         if handle.read(len(header)) != header:
             raise ValueError(f"{path}: not a CSV written by policy-ner predict (its header differs); cannot resume it")
         lines = handle.read().splitlines(keepends=True)
-    consumed = [len(header), b""]  # bytes read so far, last line read
+    consumed, last_line = len(header), b""  # bytes read so far, last line read
 
     def feed() -> Iterator[str]:
+        nonlocal consumed, last_line
         for line in lines:
-            consumed[0] += len(line)
-            consumed[1] = line
+            consumed += len(line)
+            last_line = line
             yield line.decode("utf-8", errors="replace")
 
     rows: list[tuple[str, int]] = []  # (doc_id, offset where the row ends)
     try:
         for row in csv.reader(feed()):
-            if not row or not consumed[1].endswith(b"\n"):
+            if not row or not last_line.endswith(b"\n"):
                 break
-            rows.append((row[0], consumed[0]))
+            rows.append((row[0], consumed))
     except csv.Error:
         pass  # a quote left open by the cut: the rows before it stand
     last = rows[-1][0] if rows else None

@@ -27,9 +27,12 @@ import resource
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import torch
 from transformers import (
@@ -126,9 +129,9 @@ class StopSignals:
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.received: int | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __enter__(self) -> StopSignals:
         for number in self.SIGNALS:
@@ -288,7 +291,7 @@ def pretraining_tokenizer(
         tokenizer = char_tokenizer((run_dir / VOCAB_FILE).read_text(encoding="utf-8").split("\n"))
     else:
         vocab = pretraining_vocab(
-            project, corpus_counts or {}, config.model.min_char_count, options.corpus_min_char_count
+            project, corpus_counts or Counter(), config.model.min_char_count, options.corpus_min_char_count
         )
         atomic_write_text(run_dir / VOCAB_FILE, "\n".join(vocab))
         tokenizer = char_tokenizer(vocab)

@@ -75,8 +75,8 @@ class TrainingResult:
 class FittedModel:
     """A model fine-tuned on some documents, with what it took."""
 
-    model: object
-    tokenizer: object
+    model: transformers.PreTrainedModel
+    tokenizer: transformers.PreTrainedTokenizerBase
     featurizer: Featurizer
     history: list[EpochRecord]
     seconds: float
