@@ -23,14 +23,11 @@ def register(commands) -> None:
     evaluate.add_argument("model", type=Path, metavar="MODEL_DIR_OR_PREDICTIONS_JSONL")
     evaluate.add_argument("exports", nargs="+", type=Path, metavar="EXPORT.json")
     evaluate.add_argument("--output", type=Path, help="report folder (default eval/<model version>/)")
-    evaluate.add_argument(
-        "--split",
-        choices=("all", "dev", "train"),
-        default="all",
-        help="score only the model's dev or train documents (from its model card)",
+    _report_options(
+        evaluate,
+        "score only the model's dev or train documents (from its model card)",
+        "label set when scoring a prediction file",
     )
-    config_option(evaluate, "label set when scoring a prediction file")
-    _bootstrap_options(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     compare = command(
@@ -56,14 +53,11 @@ def register(commands) -> None:
         help="gold Label Studio export(s)",
     )
     compare.add_argument("--output", type=Path, help="report folder (default eval/compare-<A>-vs-<B>/)")
-    compare.add_argument(
-        "--split",
-        choices=("all", "dev", "train"),
-        default="all",
-        help="only documents every model directory lists under this split in its card",
+    _report_options(
+        compare,
+        "only documents every model directory lists under this split in its card",
+        "label set when only prediction files are given",
     )
-    config_option(compare, "label set when only prediction files are given")
-    _bootstrap_options(compare)
     compare.set_defaults(handler=cmd_compare)
 
     cv = command(
@@ -99,7 +93,10 @@ def register(commands) -> None:
     cv.set_defaults(handler=cmd_cv)
 
 
-def _bootstrap_options(parser: argparse.ArgumentParser) -> None:
+def _report_options(parser: argparse.ArgumentParser, split_help: str, labels_help: str) -> None:
+    """--split, --config (the label set of prediction files) and the bootstrap's --samples and --seed."""
+    parser.add_argument("--split", choices=("all", "dev", "train"), default="all", help=split_help)
+    config_option(parser, labels_help)
     parser.add_argument("--samples", type=int, default=1000, help="bootstrap samples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
 
