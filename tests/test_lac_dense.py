@@ -140,7 +140,7 @@ def test_dense_features_travel_with_their_tokens_through_framing_and_padding():
     assert "dense_features" not in plain and encode_text(text, tokenizer).dense is None
 
 
-def tiny_dense_model(dense_size: int) -> PolicyNerBertForTokenClassification:
+def tiny_dense_model(*dense_sizes: int) -> PolicyNerBertForTokenClassification:
     torch.manual_seed(0)
     return PolicyNerBertForTokenClassification(
         PolicyNerBertConfig(
@@ -152,13 +152,13 @@ def tiny_dense_model(dense_size: int) -> PolicyNerBertForTokenClassification:
             num_labels=3,
             conv_layers=1,
             crf=True,
-            dense_size=dense_size,
+            dense_sizes=list(dense_sizes),
         )
     ).eval()
 
 
 def test_the_network_adds_a_projection_of_the_dense_features_to_its_embeddings():
-    model = tiny_dense_model(5)
+    model = tiny_dense_model(3, 2)
     ids = torch.tensor([[2, 5, 6, 3]])
     dense = torch.randn(1, 4, 5)
     dense[:, [0, 3]] = 0.0
@@ -173,8 +173,8 @@ def test_the_network_adds_a_projection_of_the_dense_features_to_its_embeddings()
     with pytest.raises(ValueError, match="takes dense_features"):
         model(input_ids=ids)
     with pytest.raises(ValueError, match="takes no dense_features"):
-        tiny_dense_model(0)(input_ids=ids, dense_features=dense)
-    assert tiny_dense_model(0).dense_projection is None
+        tiny_dense_model()(input_ids=ids, dense_features=dense)
+    assert tiny_dense_model().dense_input is None
 
 
 def test_init_embeddings_lac_copies_lacs_rows_for_the_characters_it_knows():
@@ -232,7 +232,7 @@ def test_onnx_export_takes_the_dense_features_as_a_fourth_input_and_matches_torc
     from policy_ner.model.export import export_onnx
     from policy_ner.model.runtimes import OnnxRuntime, TorchRuntime
 
-    model = tiny_dense_model(7)
+    model = tiny_dense_model(4, 3)
     model.save_pretrained(tmp_path / "m")
     result = export_onnx(tmp_path / "m")
     assert result.max_difference < 1e-4

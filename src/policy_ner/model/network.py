@@ -77,14 +77,16 @@ class HeadSettings(TypedDict):
     conv_kernel: int
     crf: bool
     feature_sizes: list[int]
-    dense_size: int
+    dense_sizes: list[int]
 
 
-def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = (), dense_size: int = 0):
+def new_model(
+    config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = (), dense_sizes: Sequence[int] = ()
+):
     """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels and,
-    with `dense_size`, a dense feature vector per token: randomly initialised for `scratch` (its
-    character embeddings from LAC's with `model.init_embeddings: lac`), else the base checkpoint's
-    encoder with a fresh head."""
+    with `dense_sizes`, dense features per token (blocks of those widths, see `DenseInput`): randomly
+    initialised for `scratch` (its character embeddings from LAC's with `model.init_embeddings: lac`),
+    else the base checkpoint's encoder with a fresh head."""
     tags = config.tags
     m = config.model
     settings = HeadSettings(
@@ -95,7 +97,7 @@ def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequenc
         conv_kernel=m.conv_kernel,
         crf=m.crf,
         feature_sizes=list(feature_sizes),
-        dense_size=dense_size,
+        dense_sizes=list(dense_sizes),
     )
     if is_scratch(config):
         model = PolicyNerBertForTokenClassification(
@@ -155,9 +157,9 @@ def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
 
 
 class PolicyNerBertConfig(BertConfig):
-    """BERT's config plus the feature channels (`feature_sizes`, see features.py), the width of the
-    dense per-token features (`dense_size`, 0 for none) and the optional head on top of the encoder
-    (see `PolicyNerBertForTokenClassification`)."""
+    """BERT's config plus the feature channels (`feature_sizes`, see features.py), the widths of the
+    blocks of dense per-token features (`dense_sizes`, none by default; `dense_size` is their sum) and
+    the optional head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
 
     model_type = "policy-ner-bert"
 
@@ -167,7 +169,7 @@ class PolicyNerBertConfig(BertConfig):
         conv_kernel: int = 3,
         crf: bool = False,
         feature_sizes: Sequence[int] = (),
-        dense_size: int = 0,
+        dense_sizes: Sequence[int] = (),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -175,7 +177,12 @@ class PolicyNerBertConfig(BertConfig):
         self.conv_kernel = conv_kernel
         self.crf = crf
         self.feature_sizes = list(feature_sizes)
-        self.dense_size = dense_size
+        self.dense_sizes = list(dense_sizes)
+
+    @property
+    def dense_size(self) -> int:
+        """Width of a token's dense feature vector (0: the model takes none)."""
+        return sum(self.dense_sizes)
 
 
 class FeatureEmbedding(nn.Module):
@@ -200,6 +207,22 @@ class FeatureEmbedding(nn.Module):
             total = total + embedding(packed % size)
             packed = torch.div(packed, size, rounding_mode="floor")
         return total
+
+
+class DenseInput(nn.Module):
+    """Dense per-token features -> hidden size: each block (one dense feature, e.g. LAC's 256 BiGRU states
+    or its 59 emission scores) layer-normalised on its own, since the blocks come on different scales
+    (states in [-1, 1], emission scores spread over about ±14), then one linear projection of them all."""
+
+    def __init__(self, sizes: Sequence[int], hidden_size: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.norms = nn.ModuleList(nn.LayerNorm(size) for size in self.sizes)
+        self.projection = nn.Linear(sum(self.sizes), hidden_size)
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        blocks = torch.split(dense, self.sizes, dim=-1)
+        return self.projection(torch.cat([norm(block) for norm, block in zip(self.norms, blocks)], dim=-1))
 
 
 class LocalContext(nn.Module):
@@ -227,7 +250,7 @@ class LocalContext(nn.Module):
 class PolicyNerBertForTokenClassification(BertForTokenClassification):
     """`BertForTokenClassification` with per-character features in place of token types
     (`FeatureEmbedding`), optional dense per-token features (`dense_features`, batch x sequence x
-    `dense_size`, zero on [CLS], [SEP] and padding) whose linear projection is added to the word
+    `dense_size`, zero on [CLS], [SEP] and padding) whose projection (`DenseInput`) is added to the word
     embeddings (before BERT's embedding LayerNorm, like the position and feature embeddings), optional
     `LocalContext` convolutions between the encoder and the classifier, and an optional linear-chain
     CRF over the tags.
@@ -243,8 +266,8 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
         self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
-        dense_size = getattr(config, "dense_size", 0)
-        self.dense_projection = nn.Linear(dense_size, config.hidden_size) if dense_size else None
+        dense_sizes = getattr(config, "dense_sizes", [])
+        self.dense_input = DenseInput(dense_sizes, config.hidden_size) if dense_sizes else None
         self.local = (
             LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel, config.hidden_dropout_prob)
             if config.conv_layers
@@ -288,15 +311,15 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
         dense_features=None,
         **kwargs,
     ) -> TokenClassifierOutput:
-        if self.dense_projection is not None:
+        if self.dense_input is not None:
             if dense_features is None:
                 raise ValueError(f"this model takes dense_features ({self.config.dense_size} per token)")
             if inputs_embeds is None:
                 inputs_embeds = self.bert.embeddings.word_embeddings(input_ids)
-            inputs_embeds = inputs_embeds + self.dense_projection(dense_features.to(inputs_embeds.dtype))
+            inputs_embeds = inputs_embeds + self.dense_input(dense_features.to(inputs_embeds.dtype))
             input_ids = None
         elif dense_features is not None:
-            raise ValueError("this model takes no dense_features (its config has dense_size 0)")
+            raise ValueError("this model takes no dense_features (its config has no dense_sizes)")
         hidden = self.bert(
             input_ids,
             attention_mask=attention_mask,
