@@ -140,6 +140,40 @@ def test_dense_features_travel_with_their_tokens_through_framing_and_padding():
     assert "dense_features" not in plain and encode_text(text, tokenizer).dense is None
 
 
+def test_training_and_prediction_frame_the_same_dense_windows_and_the_cache_keeps_them(tmp_path, monkeypatch):
+    from conftest import CORPUS_EXPORT
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.encoding import plan_windows
+    from policy_ner.model.predictor import Predictor
+    from policy_ner.tags import tag_inventory
+    from policy_ner.train.dataset import collate, training_examples, training_windows, window_columns
+
+    doc = load_documents([CORPUS_EXPORT], list(LABELS))[0]
+    tokenizer = char_tokenizer(build_char_vocab([doc.text]))
+    tags = tag_inventory(list(LABELS))
+    featurizer = Featurizer(("jieba", "lac"), LABELS, dense=BOTH)
+    examples = training_examples([doc], tokenizer, tags, featurizer, cache_dir=tmp_path)
+    assert examples.features["dense"].shape == (None, 315)
+    windows = window_columns(training_windows(examples, tokenizer, 40, 8))
+    predictor = Predictor(None, tokenizer, tags, 40, 8, features=featurizer, runtime=object())
+    encoded = predictor.encode([doc.text])
+    planned = [(0, start, end) for start, end in plan_windows(len(encoded[0].input_ids), 38, 8)]
+    served = predictor.framed_windows(encoded, planned)
+    assert len(served) == len(windows) > 3
+    for row, window in zip(served, windows):
+        assert row["input_ids"] == window["input_ids"] and row["token_type_ids"] == window["token_type_ids"]
+        assert isinstance(window["dense_features"], np.ndarray) and window["dense_features"].dtype == np.float32
+        assert np.array_equal(row["dense_features"], window["dense_features"])
+    inputs, _ = collate(windows[:3], tokenizer.pad_token_id)
+    assert inputs["dense_features"].dtype == torch.float32 and inputs["dense_features"].shape[-1] == 315
+
+    monkeypatch.setattr(channels, "lac_analysis_many", lambda *args: pytest.fail("featurized again"))
+    again = training_examples([doc], tokenizer, tags, featurizer, cache_dir=tmp_path)
+    assert np.array_equal(again.with_format("numpy")[0]["dense"], examples.with_format("numpy")[0]["dense"])
+    plain = training_examples([doc], tokenizer, tags, Featurizer(("jieba",), LABELS), cache_dir=tmp_path)
+    assert "dense" not in plain.column_names and len(list(tmp_path.glob("examples-*.arrow"))) == 2
+
+
 def tiny_dense_model(*dense_sizes: int) -> PolicyNerBertForTokenClassification:
     torch.manual_seed(0)
     return PolicyNerBertForTokenClassification(
@@ -254,3 +288,105 @@ def test_onnx_export_takes_the_dense_features_as_a_fourth_input_and_matches_torc
     assert np.abs(runtime.logits(ids, mask, types, dense) - expected).max() < 1e-4
     int8 = OnnxRuntime(result.int8, threads=1).logits(ids, mask, types, dense)
     assert int8.shape == expected.shape
+
+
+@pytest.fixture(scope="module")
+def dense_model(tiny_project):
+    """A tiny model with both dense LAC features and LAC-initialised embeddings, trained on the four
+    tiny training documents and saved as `policy-ner train` saves it."""
+    from conftest import TINY_CONFIG
+    from policy_ner.train.run import train
+
+    raw = {
+        **TINY_CONFIG,
+        "name": "lac-dense",
+        "model": {
+            **TINY_CONFIG["model"],
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "features": ["jieba", "lac", "money"],
+            "dense_features": ["lac_states", "lac_emissions"],
+            "init_embeddings": "lac",
+        },
+        "train": {**TINY_CONFIG["train"], "epochs": 15},
+    }
+    return train(config_from_dict(raw), root=tiny_project, version="lac-dense", log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_a_model_with_dense_lac_features_trains_saves_loads_and_predicts_exact_offsets(dense_model, tiny_project):
+    import json
+
+    from conftest import TINY_TRAIN_DOCS
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.predictor import Predictor, predict_documents
+    from policy_ner.scoring import evaluate
+
+    model_dir = dense_model.model_dir
+    settings = json.loads((model_dir / "policy_ner.json").read_text(encoding="utf-8"))
+    assert settings["features"]["dense"] == ["lac_states", "lac_emissions"]  # the directory says what it takes
+    assert json.loads((model_dir / "config.json").read_text())["dense_sizes"] == [256, 59]
+    assert dense_model.history[-1].loss < dense_model.history[0].loss
+
+    docs = {d.doc_id: d for d in load_documents([tiny_project / "annotations" / "tiny.json"], list(LABELS))}
+    train_docs = [docs[d] for d in TINY_TRAIN_DOCS]
+    predictor = Predictor.from_pretrained(model_dir)
+    assert predictor.features.dense == ("lac_states", "lac_emissions")
+    result = evaluate(train_docs, predict_documents(predictor, train_docs), list(LABELS))
+    assert result.micro.f1 >= 0.5, result.per_label
+    text = train_docs[0].text.replace("。", "😀")
+    found = predictor.predict_one(text)
+    assert found and all(text[e.start : e.end] == e.text for e in found)
+
+
+@pytest.mark.slow
+def test_batch_prediction_of_a_dense_model_runs_lac_once_per_batch_and_matches_the_predictor(
+    dense_model, tiny_project, tmp_path, monkeypatch
+):
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.predictor import Predictor
+    from policy_ner.predict.batch import predict_files
+    from policy_ner.predict.outputs import read_predictions
+
+    docs = load_documents([tiny_project / "annotations" / "tiny.json"], list(LABELS))
+    predictor = Predictor.from_pretrained(dense_model.model_dir)
+    expected = {d.doc_id: predictor.predict_one(d.text) for d in docs}
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for doc in docs:
+        (inputs / f"{doc.doc_id}.txt").write_text(doc.text, encoding="utf-8")
+
+    calls = []
+    original = channels.lac_analysis_many
+
+    def counting(texts, dense=()):
+        calls.append((len(texts), tuple(dense)))
+        return original(texts, dense)
+
+    monkeypatch.setattr(channels, "lac_analysis_many", counting)
+    monkeypatch.setattr(channels, "lac_features_many", lambda texts: counting(texts).tags)
+    summary = predict_files(predictor, [inputs], tmp_path / "out.jsonl", batch_documents=3)
+    assert summary.documents == len(docs) and not summary.skipped
+    assert calls == [(3, BOTH), (len(docs) - 3, BOTH)]  # one LAC run per batch gives the tags and the dense features
+    for record in read_predictions(tmp_path / "out.jsonl"):
+        got = [(e["label"], e["start"], e["end"]) for e in record["entities"]]
+        assert got == [(e.label, e.start, e.end) for e in expected[record["doc_id"]]]
+
+
+@pytest.mark.slow
+def test_the_onnx_export_of_a_dense_model_predicts_like_torch(dense_model, tiny_project):
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.export import export_onnx
+    from policy_ner.model.predictor import Predictor
+
+    result = export_onnx(dense_model.model_dir)
+    assert result.max_difference < 1e-4
+    texts = [d.text for d in load_documents([tiny_project / "annotations" / "tiny.json"], list(LABELS))]
+    from_torch = Predictor.from_pretrained(dense_model.model_dir).predict(texts)
+    from_onnx = Predictor.from_pretrained(dense_model.model_dir, runtime="onnx").predict(texts)
+    assert sum(map(len, from_torch)) > 10
+    assert [[(e.label, e.start, e.end) for e in d] for d in from_onnx] == [
+        [(e.label, e.start, e.end) for e in d] for d in from_torch
+    ]
+    scores = np.array([e.score for d in from_torch for e in d])
+    assert np.allclose([e.score for d in from_onnx for e in d], scores, atol=1.5e-4)

@@ -273,9 +273,18 @@ class Featurizer:
         """Feature ids of each training document, its gazetteer from `training_gazetteers`."""
         return self.values_for([doc.text for doc in documents], self.training_gazetteers(documents, group))
 
-    def values_for(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]) -> list[list[int]]:
+    def values_for(
+        self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]], ahead: dict[str, list] | None = None
+    ) -> list[list[int]]:
         """Feature ids of each text, with its own gazetteer (`training_gazetteers`)."""
-        return self._packed(texts, gazetteers)
+        return self._packed(texts, gazetteers, ahead)
+
+    def features_for(
+        self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
+    ) -> tuple[list[list[int]], list[np.ndarray] | None]:
+        """`values_for` and `dense_many` of the texts, LAC run once for both."""
+        ahead = self._with_dense(texts, None)
+        return self.values_for(texts, gazetteers, ahead), self.dense_many(texts, ahead)
 
     def _packed(
         self,
