@@ -15,6 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -131,11 +132,11 @@ def frame_window(
     *,
     special: SpecialTokens,
     dense: np.ndarray | None = None,
-) -> dict[str, list]:
+) -> dict[str, Any]:
     """One window as the network sees it: [CLS] ids [SEP]. The two special positions have token type 0,
     when `labels` are given the label IGNORE_INDEX, and when `dense` (tokens x width) is given a zero
     dense vector (`dense_features`, float32, one row per position)."""
-    row: dict[str, list] = {"input_ids": [special.cls, *input_ids, special.sep], "token_type_ids": [0, *token_types, 0]}
+    row: dict[str, Any] = {"input_ids": [special.cls, *input_ids, special.sep], "token_type_ids": [0, *token_types, 0]}
     if labels is not None:
         row["labels"] = [IGNORE_INDEX, *labels, IGNORE_INDEX]
     if dense is not None:
@@ -151,7 +152,7 @@ def pad_windows(rows: Sequence[Mapping[str, Sequence]], pad_id: int) -> dict[str
     dense_features (float32, zero vectors on padding)."""
     width = max(len(row["input_ids"]) for row in rows)
     shape = (len(rows), width)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "input_ids": np.full(shape, pad_id, dtype=np.int64),
         "attention_mask": np.zeros(shape, dtype=np.int64),
         "token_type_ids": np.zeros(shape, dtype=np.int64),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -184,17 +185,9 @@ class Predictor:
 
     def framed_windows(
         self, encoded: Sequence[EncodedText], windows: Sequence[tuple[int, int, int]]
-    ) -> list[dict[str, list[int]]]:
+    ) -> list[dict[str, Any]]:
         """The (document, start token, end token) `windows` of `encoded` texts framed for the network."""
-        return [
-            frame_window(
-                encoded[doc].input_ids[start:end],
-                encoded[doc].token_types[start:end],
-                special=self.special,
-                dense=encoded[doc].dense[start:end] if encoded[doc].dense is not None else None,
-            )
-            for doc, start, end in windows
-        ]
+        return [_framed(encoded[doc], start, end, self.special) for doc, start, end in windows]
 
     def entities_from_scores(
         self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]
@@ -223,6 +216,16 @@ class Predictor:
                 )
             )
         return entities
+
+
+def _framed(encoded: EncodedText, start: int, end: int, special: SpecialTokens) -> dict[str, Any]:
+    dense = encoded.dense
+    return frame_window(
+        encoded.input_ids[start:end],
+        encoded.token_types[start:end],
+        special=special,
+        dense=dense[start:end] if dense is not None else None,
+    )
 
 
 def tag_margin_uncertainty(unit_logits: np.ndarray) -> float:

@@ -55,13 +55,15 @@ class TorchRuntime:
         dense_features: np.ndarray | None = None,
     ) -> np.ndarray:
         torch = self.torch
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+            "token_type_ids": torch.from_numpy(token_type_ids),
+        }
+        if dense_features is not None:  # only a model with dense features takes the argument
+            inputs["dense_features"] = torch.from_numpy(dense_features)
         with torch.inference_mode():
-            output = self.model(
-                input_ids=torch.from_numpy(input_ids),
-                attention_mask=torch.from_numpy(attention_mask),
-                token_type_ids=torch.from_numpy(token_type_ids),
-                dense_features=torch.from_numpy(dense_features) if dense_features is not None else None,
-            )
+            output = self.model(**inputs)
         return output.logits.float().numpy()
 
 
