@@ -390,3 +390,22 @@ def test_the_onnx_export_of_a_dense_model_predicts_like_torch(dense_model, tiny_
     ]
     scores = np.array([e.score for d in from_torch for e in d])
     assert np.allclose([e.score for d in from_onnx for e in d], scores, atol=1.5e-4)
+
+
+@pytest.mark.parametrize(
+    "name, change",
+    [
+        ("lever-lac-states", {"dense_features": ["lac_states"]}),
+        ("lever-lac-emissions", {"dense_features": ["lac_emissions"]}),
+        ("lever-lac-embeddings", {"init_embeddings": "lac"}),
+        ("lever-lac-combined", {"dense_features": ["lac_states", "lac_emissions"], "init_embeddings": "lac"}),
+    ],
+)
+def test_the_lac_lever_configs_are_the_default_with_their_change_only(name, change):
+    from conftest import ROOT
+    from policy_ner.config import load_config
+
+    default = load_config(ROOT / "configs" / "default.yaml").to_dict()
+    lever = load_config(ROOT / "configs" / f"{name}.yaml").to_dict()
+    assert lever["name"] == name
+    assert {**default, "name": name, "model": {**default["model"], **change}} == lever
