@@ -24,6 +24,12 @@ SCRATCH = "scratch"
 
 CHANNELS = ("jieba", "lac", "gazetteer", "money")
 """The per-character feature channels a model may use (`features.channels`)."""
+DENSE_FEATURES = ("lac_states", "lac_emissions")
+"""The dense per-character inputs a model may use (`features.lexicon.LAC_DENSE`)."""
+INIT_EMBEDDINGS = ("random", "lac")
+"""How a scratch model's character embeddings start (`model.init_embeddings`)."""
+LAC_EMBEDDING_WIDTH = 128
+"""Width of LAC's character embedding table, which `init_embeddings: lac` copies."""
 _LABEL_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
@@ -80,6 +86,13 @@ class ModelConfig(_Section):
     """Per-character feature channels fed to the encoder in place of token types: any of `jieba`
     (word boundaries), `lac` (LAC part-of-speech and entity tags), `gazetteer` (training mentions)
     and `money` (amounts of money, with or without a support word before them); see features.py."""
+    dense_features: list[str] = []
+    """Dense per-character inputs from the same run of Baidu LAC's network as the `lac` channel,
+    projected into the embeddings: `lac_states` (its second BiGRU layer, 256 per character) and/or
+    `lac_emissions` (its 59 tag scores)."""
+    init_embeddings: str = "random"
+    """`random`, or `lac`: a scratch model's character embeddings start from LAC's pretrained table
+    (characters LAC knows; needs model.hidden_size 128, LAC's width)."""
 
 
 class WindowConfig(_Section):
@@ -155,6 +168,20 @@ def _problems(config: Config) -> list[str]:
             f"({(window.max_length - 2) // 2} for max_length {window.max_length})"
         )
     problems += [f"model.features: {problem}" for problem in check_channels(config.model.features)]
+    problems += [f"model.dense_features: {problem}" for problem in check_dense_features(config.model.dense_features)]
+    if config.model.init_embeddings not in INIT_EMBEDDINGS:
+        problems.append(
+            f"model.init_embeddings: unknown value {config.model.init_embeddings!r}; choose from "
+            + ", ".join(INIT_EMBEDDINGS)
+        )
+    elif config.model.init_embeddings == "lac":
+        if config.model.base != SCRATCH:
+            problems.append("model.init_embeddings: lac initialises a scratch model (model.base: scratch)")
+        if config.model.hidden_size != LAC_EMBEDDING_WIDTH:
+            problems.append(
+                f"model.init_embeddings: lac copies LAC's {LAC_EMBEDDING_WIDTH}-wide embeddings, "
+                f"so model.hidden_size must be {LAC_EMBEDDING_WIDTH} (got {config.model.hidden_size})"
+            )
     if config.model.conv_layers < 0 or config.model.conv_kernel < 1 or config.model.conv_kernel % 2 == 0:
         problems.append("model.conv_layers must be >= 0 and model.conv_kernel a positive odd number")
     if config.model.hidden_size % config.model.num_heads:
@@ -179,6 +206,19 @@ def check_channels(channels: Iterable[str]) -> list[str]:
     problems = [f"unknown feature {c!r}; choose from {', '.join(CHANNELS)}" for c in channels if c not in CHANNELS]
     if len(set(channels)) != len(channels):
         problems.append(f"features are repeated: {channels}")
+    return problems
+
+
+def check_dense_features(names: Iterable[str]) -> list[str]:
+    """Problems with a list of dense feature names (unknown or repeated names)."""
+    names = list(names)
+    problems = [
+        f"unknown dense feature {n!r}; choose from {', '.join(DENSE_FEATURES)}"
+        for n in names
+        if n not in DENSE_FEATURES
+    ]
+    if len(set(names)) != len(names):
+        problems.append(f"dense features are repeated: {names}")
     return problems
 
 

@@ -11,8 +11,9 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def cpu_session(path: str | Path, threads: int = 0):
-    """An ONNX Runtime session on the CPU with `threads` intra-op threads (0: one per available core).
+def cpu_session(model: str | Path | bytes, threads: int = 0):
+    """An ONNX Runtime session on the CPU for the model file at `model` (or the serialized model itself)
+    with `threads` intra-op threads (0: one per available core).
     Its threads do not spin-wait after a run: prediction alternates ONNX runs with torch and numpy
     work, which spinning threads would starve of the same cores."""
     import onnxruntime
@@ -22,4 +23,5 @@ def cpu_session(path: str | Path, threads: int = 0):
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -12,6 +12,11 @@ cannot learn by itself. Each *channel* gives every character a small integer (0 
 A `Featurizer` packs the channels of a character into one integer (mixed radix) that travels
 through BERT's `token_type_ids`; the model's `FeatureEmbedding` unpacks it and sums one embedding
 per channel, so the feature ids stay one input tensor for PyTorch and exported graphs alike.
+
+A featurizer may also give *dense* features (`dense`, names from `lexicon.LAC_DENSE`): LAC's BiGRU
+states or emission scores per character, concatenated into one float vector per character that the
+network projects into its embeddings (`network.PolicyNerBertForTokenClassification`). They come from the same LAC run
+as the `lac` channel: LAC is an *analysis* that yields the channel and the dense outputs together.
 """
 
 from __future__ import annotations
@@ -22,9 +27,19 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..config import check_channels
+import numpy as np
+
+from ..config import check_channels, check_dense_features
 from ..types import Document
-from .lexicon import BOUNDARY_TYPES, LAC_TAGS, SENTENCE_END, lac_features_many, word_boundaries
+from .lexicon import (
+    BOUNDARY_TYPES,
+    LAC_DENSE,
+    LAC_TAGS,
+    SENTENCE_END,
+    lac_analysis_many,
+    lac_features_many,
+    word_boundaries,
+)
 
 SUPPORT_WORDS = (
     "补贴",
@@ -59,6 +74,8 @@ NO_SUPPORT, SUPPORT_IN_SENTENCE, SUPPORT_IN_CLAUSE = range(3)
 NATIVE_CHANNELS = ("lac",)
 """Channels whose analyser runs in native code that releases the GIL (LAC's ONNX Runtime session):
 batch prediction computes them in a worker thread while the network runs."""
+DENSE_ANALYSIS = {name: "lac" for name in LAC_DENSE}
+"""The analysis whose run gives each dense feature."""
 
 
 def amount_spans(text: str) -> list[tuple[int, int]]:
@@ -147,16 +164,33 @@ def channel_size(channel: str, labels: Sequence[str]) -> int:
 @dataclass(frozen=True)
 class Featurizer:
     """The feature channels of a model, with what they learned from training documents (the
-    gazetteer); `values(text)` gives one packed feature id per character."""
+    gazetteer); `values(text)` gives one packed feature id per character, `dense_many(texts)` the
+    `dense` features of each character (a float32 array of (characters, `dense_size`))."""
 
     channels: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     gazetteer: dict[str, str] = field(default_factory=dict)
+    dense: tuple[str, ...] = ()
 
     def __post_init__(self):
-        problems = check_channels(self.channels)
+        problems = check_channels(self.channels) + check_dense_features(self.dense)
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def dense_sizes(self) -> list[int]:
+        return [LAC_DENSE[name] for name in self.dense]
+
+    @property
+    def dense_size(self) -> int:
+        """Width of a character's dense feature vector (0: none)."""
+        return sum(self.dense_sizes)
+
+    @property
+    def analyses(self) -> list[str]:
+        """What computing the features runs, each once: every channel, and the analysis behind each
+        dense feature (LAC, which is also the `lac` channel) when the channels do not already run it."""
+        return list(dict.fromkeys([*self.channels, *(DENSE_ANALYSIS[name] for name in self.dense)]))
 
     @property
     def sizes(self) -> list[int]:
@@ -175,14 +209,48 @@ class Featurizer:
     def values(self, text: str) -> list[int]:
         return self.values_many([text])[0]
 
-    def values_many(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[list[int]]:
+    def values_many(self, texts: Sequence[str], ahead: dict[str, list] | None = None) -> list[list[int]]:
         """`values` of each text, computed together (the LAC channel batches sentences across texts);
-        `ahead` maps channels already computed to their `channel_values`."""
+        `ahead` maps channels already computed to their `channel_values` (and may hold more: what
+        `analysis_values` gives)."""
         return self._packed(texts, [self.gazetteer] * len(texts), ahead)
 
     def channel_values(self, channel: str, texts: Sequence[str]) -> list[list[int]]:
         """One channel's values for each text (unpacked), e.g. for `values_many(texts, ahead=...)`."""
         return self._channel_values(channel, texts, [self.gazetteer] * len(texts))
+
+    def analysis_values(self, analysis: str, texts: Sequence[str]) -> dict[str, list]:
+        """What one of `analyses` gives for each text, keyed as `ahead` takes it: a channel's values
+        under its name; for `lac`, with this featurizer's dense LAC outputs under theirs, from the
+        same run of LAC."""
+        if analysis != "lac":
+            return {analysis: self.channel_values(analysis, texts)}
+        lac = lac_analysis_many(texts, [name for name in self.dense if DENSE_ANALYSIS[name] == "lac"])
+        return {"lac": lac.tags, **lac.dense}
+
+    def features_many(
+        self, texts: Sequence[str], ahead: dict[str, list] | None = None
+    ) -> tuple[list[list[int]], list[np.ndarray] | None]:
+        """`values_many` and `dense_many` of the texts, every analysis run once for both."""
+        ahead = self._with_dense(texts, ahead)
+        return self.values_many(texts, ahead), self.dense_many(texts, ahead)
+
+    def dense_many(self, texts: Sequence[str], ahead: dict[str, list] | None = None) -> list[np.ndarray] | None:
+        """Each text's dense features, (characters, `dense_size`) float32, zero on whitespace; None
+        without dense features. `ahead` maps what is already computed (`analysis_values`)."""
+        if not self.dense:
+            return None
+        ahead = self._with_dense(texts, ahead)
+        return [
+            np.concatenate([ahead[name][i] for name in self.dense], axis=1, dtype=np.float32) for i in range(len(texts))
+        ]
+
+    def _with_dense(self, texts: Sequence[str], ahead: dict[str, list] | None) -> dict[str, list]:
+        """`ahead` completed with the analyses that the dense features need (and the channels they give)."""
+        ahead = dict(ahead or {})
+        for analysis in dict.fromkeys(DENSE_ANALYSIS[name] for name in self.dense if name not in ahead):
+            ahead.update(self.analysis_values(analysis, texts))
+        return ahead
 
     def training_gazetteers(
         self, documents: Sequence[Document], group: Callable[[str], str] = lambda d: d
@@ -205,15 +273,24 @@ class Featurizer:
         """Feature ids of each training document, its gazetteer from `training_gazetteers`."""
         return self.values_for([doc.text for doc in documents], self.training_gazetteers(documents, group))
 
-    def values_for(self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]) -> list[list[int]]:
+    def values_for(
+        self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]], ahead: dict[str, list] | None = None
+    ) -> list[list[int]]:
         """Feature ids of each text, with its own gazetteer (`training_gazetteers`)."""
-        return self._packed(texts, gazetteers)
+        return self._packed(texts, gazetteers, ahead)
+
+    def features_for(
+        self, texts: Sequence[str], gazetteers: Sequence[dict[str, str]]
+    ) -> tuple[list[list[int]], list[np.ndarray] | None]:
+        """`values_for` and `dense_many` of the texts, LAC run once for both."""
+        ahead = self._with_dense(texts, None)
+        return self.values_for(texts, gazetteers, ahead), self.dense_many(texts, ahead)
 
     def _packed(
         self,
         texts: Sequence[str],
         gazetteers: Sequence[dict[str, str]],
-        ahead: dict[str, list[list[int]]] | None = None,
+        ahead: dict[str, list] | None = None,
     ) -> list[list[int]]:
         packed = [[0] * len(text) for text in texts]
         radix = 1
@@ -239,11 +316,19 @@ class Featurizer:
         return [money_values(text) for text in texts]
 
     def to_dict(self) -> dict:
-        return {"channels": list(self.channels), "labels": list(self.labels), "gazetteer": self.gazetteer}
+        value = {"channels": list(self.channels), "labels": list(self.labels), "gazetteer": self.gazetteer}
+        if self.dense:
+            value["dense"] = list(self.dense)
+        return value
 
     @classmethod
     def from_dict(cls, value: dict) -> Featurizer:
-        return cls(tuple(value.get("channels", ())), tuple(value.get("labels", ())), dict(value.get("gazetteer", {})))
+        return cls(
+            tuple(value.get("channels", ())),
+            tuple(value.get("labels", ())),
+            dict(value.get("gazetteer", {})),
+            tuple(value.get("dense", ())),
+        )
 
 
 NO_FEATURES = Featurizer()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,8 @@ class EncodedText:
     `input_ids[k]` is the k-th token; `token_chars[k]` the character it came from. `units` lists,
     in order, the characters that produced at least one token (the ones that get a tag), and
     `unit_tokens[u]` the index of the first token of unit u. `token_types` carries the packed
-    feature id of each token's character (features.py; all 0 without features).
+    feature id of each token's character (features.py; all 0 without features), `dense` (tokens x
+    width, float32; None without dense features) the dense feature vector of each token's character.
     """
 
     text: str
@@ -37,10 +39,14 @@ class EncodedText:
     units: list[int]
     unit_tokens: list[int]
     token_types: list[int]
+    dense: np.ndarray | None = None
 
 
-def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None) -> EncodedText:
-    """`text` tokenized one character at a time; `char_features` holds one feature id per character."""
+def encode_text(
+    text: str, tokenizer, char_features: Sequence[int] | None = None, char_dense: np.ndarray | None = None
+) -> EncodedText:
+    """`text` tokenized one character at a time; `char_features` holds one feature id per character,
+    `char_dense` (characters x width) one dense feature vector per character."""
     token_ids = char_token_ids(tokenizer, text)
     input_ids: list[int] = []
     token_chars: list[int] = []
@@ -54,7 +60,10 @@ def encode_text(text: str, tokenizer, char_features: Sequence[int] | None = None
             input_ids += ids
             token_chars += [char_index] * len(ids)
     token_types = [char_features[c] for c in token_chars] if char_features is not None else [0] * len(token_chars)
-    return EncodedText(text, input_ids, token_chars, units, unit_tokens, token_types)
+    dense = None
+    if char_dense is not None:
+        dense = np.asarray(char_dense, dtype=np.float32)[np.asarray(token_chars, dtype=np.int64)]
+    return EncodedText(text, input_ids, token_chars, units, unit_tokens, token_types, dense)
 
 
 _TOKENS_OF_CHAR: weakref.WeakKeyDictionary[object, dict[str, list[int]]] = weakref.WeakKeyDictionary()
@@ -117,28 +126,41 @@ class SpecialTokens:
 
 
 def frame_window(
-    input_ids: Sequence[int], token_types: Sequence[int], labels: Sequence[int] | None = None, *, special: SpecialTokens
-) -> dict[str, list[int]]:
-    """One window as the network sees it: [CLS] ids [SEP]. The two special positions have token type 0
-    and, when `labels` are given, the label IGNORE_INDEX."""
-    row = {"input_ids": [special.cls, *input_ids, special.sep], "token_type_ids": [0, *token_types, 0]}
+    input_ids: Sequence[int],
+    token_types: Sequence[int],
+    labels: Sequence[int] | None = None,
+    *,
+    special: SpecialTokens,
+    dense: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """One window as the network sees it: [CLS] ids [SEP]. The two special positions have token type 0,
+    when `labels` are given the label IGNORE_INDEX, and when `dense` (tokens x width) is given a zero
+    dense vector (`dense_features`, float32, one row per position)."""
+    row: dict[str, Any] = {"input_ids": [special.cls, *input_ids, special.sep], "token_type_ids": [0, *token_types, 0]}
     if labels is not None:
         row["labels"] = [IGNORE_INDEX, *labels, IGNORE_INDEX]
+    if dense is not None:
+        framed = np.zeros((len(input_ids) + 2, np.shape(dense)[1]), dtype=np.float32)
+        framed[1:-1] = dense
+        row["dense_features"] = framed
     return row
 
 
-def pad_windows(rows: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dict[str, np.ndarray]:
-    """Framed windows right-padded into int64 arrays: input_ids (with `pad_id`), attention_mask,
-    token_type_ids (0 on padding) and, when the rows carry them, labels (IGNORE_INDEX on padding)."""
+def pad_windows(rows: Sequence[Mapping[str, Sequence]], pad_id: int) -> dict[str, np.ndarray]:
+    """Framed windows right-padded into arrays: input_ids (with `pad_id`), attention_mask, token_type_ids
+    (0 on padding), int64, and, when the rows carry them, labels (IGNORE_INDEX on padding) and
+    dense_features (float32, zero vectors on padding)."""
     width = max(len(row["input_ids"]) for row in rows)
     shape = (len(rows), width)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "input_ids": np.full(shape, pad_id, dtype=np.int64),
         "attention_mask": np.zeros(shape, dtype=np.int64),
         "token_type_ids": np.zeros(shape, dtype=np.int64),
     }
     if "labels" in rows[0]:
         arrays["labels"] = np.full(shape, IGNORE_INDEX, dtype=np.int64)
+    if "dense_features" in rows[0]:
+        arrays["dense_features"] = np.zeros((*shape, np.shape(rows[0]["dense_features"])[1]), dtype=np.float32)
     for i, row in enumerate(rows):
         n = len(row["input_ids"])
         arrays["input_ids"][i, :n] = row["input_ids"]
@@ -146,4 +168,6 @@ def pad_windows(rows: Sequence[Mapping[str, Sequence[int]]], pad_id: int) -> dic
         arrays["token_type_ids"][i, :n] = row["token_type_ids"]
         if "labels" in arrays:
             arrays["labels"][i, :n] = row["labels"]
+        if "dense_features" in arrays:
+            arrays["dense_features"][i, :n] = row["dense_features"]
     return arrays

@@ -2,7 +2,8 @@
 `Predictor`), in fp32 and dynamically quantized to INT8, run by `runtimes.OnnxRuntime`.
 
 The graph takes `input_ids`, `attention_mask` and `token_type_ids` (int64, dynamic batch and
-sequence axes) and returns `logits` (float32, batch x sequence x tags). It is traced with torch's
+sequence axes), and `dense_features` (float32, batch x sequence x width) for a model with dense
+features, and returns `logits` (float32, batch x sequence x tags). It is traced with torch's
 TorchScript-based exporter, which needs no package beyond `onnx`; `export_onnx` checks the fp32 graph
 against torch before anything is written.
 """
@@ -23,7 +24,7 @@ import torch
 
 from ..files import atomic_write_bytes
 from . import network  # noqa: F401  (registers the model type with the Auto classes)
-from .runtimes import FP32_FILE, INPUT_NAMES, INT8_FILE, OnnxRuntime, TorchRuntime, onnx_folder
+from .runtimes import FP32_FILE, INT8_FILE, OnnxRuntime, TorchRuntime, input_names, onnx_folder
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -59,6 +60,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
     # cost ONNX Runtime about 8% of the INT8 graph's time
     model = AutoModelForTokenClassification.from_pretrained(model_dir, attn_implementation="eager")
     graph = _LogitsOnly(model).eval()
+    names = input_names(getattr(model.config, "dense_size", 0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         buffer = io.BytesIO()
@@ -67,10 +69,10 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None) -> Onnx
             _example_inputs(model, 2, 16),
             buffer,  # type: ignore[arg-type]  # `f` is annotated as a path; the TorchScript exporter takes files too
             dynamo=False,
-            input_names=list(INPUT_NAMES),
+            input_names=list(names),
             output_names=["logits"],
             opset_version=OPSET,
-            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, "logits")},
+            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in (*names, "logits")},
         )
     graph.eval()  # the exporter restores the wrapper's mode, and with it the model's
     folder.mkdir(parents=True, exist_ok=True)
@@ -110,12 +112,18 @@ class _LogitsOnly(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+    def forward(self, input_ids, attention_mask, token_type_ids, dense_features=None):
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            dense_features=dense_features,
+        ).logits
 
 
 def _example_inputs(model, batch: int, length: int) -> tuple[torch.Tensor, ...]:
-    """Windows of random ids and token types; the last one padded to half the length."""
+    """Windows of random ids and token types (and dense features, for a model that takes them); the
+    last one padded to half the length."""
     generator = torch.Generator().manual_seed(0)
     config = model.config
     input_ids = torch.randint(5, config.vocab_size, (batch, length), generator=generator)
@@ -124,4 +132,9 @@ def _example_inputs(model, batch: int, length: int) -> tuple[torch.Tensor, ...]:
     attention_mask[-1, length // 2 :] = 0
     input_ids[-1, length // 2 :] = config.pad_token_id or 0
     token_type_ids[-1, length // 2 :] = 0
-    return input_ids, attention_mask, token_type_ids
+    dense_size = getattr(config, "dense_size", 0)
+    if not dense_size:
+        return input_ids, attention_mask, token_type_ids
+    dense_features = torch.randn((batch, length, dense_size), generator=generator)
+    dense_features[-1, length // 2 :] = 0.0
+    return input_ids, attention_mask, token_type_ids, dense_features

@@ -77,11 +77,16 @@ class HeadSettings(TypedDict):
     conv_kernel: int
     crf: bool
     feature_sizes: list[int]
+    dense_sizes: list[int]
 
 
-def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = ()):
-    """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels:
-    randomly initialised for `scratch`, else the base checkpoint's encoder with a fresh head."""
+def new_model(
+    config: Config, tokenizer, max_length: int, feature_sizes: Sequence[int] = (), dense_sizes: Sequence[int] = ()
+):
+    """A token classifier for `config.tags` whose feature embedding takes `feature_sizes` channels and,
+    with `dense_sizes`, dense features per token (blocks of those widths, see `DenseInput`): randomly
+    initialised for `scratch` (its character embeddings from LAC's with `model.init_embeddings: lac`),
+    else the base checkpoint's encoder with a fresh head."""
     tags = config.tags
     m = config.model
     settings = HeadSettings(
@@ -92,11 +97,15 @@ def new_model(config: Config, tokenizer, max_length: int, feature_sizes: Sequenc
         conv_kernel=m.conv_kernel,
         crf=m.crf,
         feature_sizes=list(feature_sizes),
+        dense_sizes=list(dense_sizes),
     )
     if is_scratch(config):
-        return PolicyNerBertForTokenClassification(
+        model = PolicyNerBertForTokenClassification(
             PolicyNerBertConfig(**scratch_encoder_settings(config, tokenizer, max_length), **settings)
         )
+        if m.init_embeddings == "lac":
+            copy_lac_embeddings(model, tokenizer)
+        return model
     base_config = AutoConfig.from_pretrained(m.base).to_dict()
     for key in ("model_type", "architectures", "transformers_version", *settings):
         base_config.pop(key, None)
@@ -121,6 +130,23 @@ def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict
     )
 
 
+def copy_lac_embeddings(model, tokenizer) -> int:
+    """Overwrite the word-embedding row of every vocabulary character that LAC's vocabulary holds with
+    LAC's pretrained row, as is (LAC's table has the model's width, 128; its rows are larger than a
+    fresh initialisation's, std 0.17 against 0.02); special tokens and characters LAC lacks keep their
+    random rows. Returns how many rows were copied."""
+    from ..features.lexicon import lac_char_embeddings
+
+    embeddings = model.get_input_embeddings().weight
+    rows, found = lac_char_embeddings(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+    if rows.shape[1] != embeddings.shape[1]:
+        raise ValueError(f"LAC's embeddings are {rows.shape[1]} wide, the model's {embeddings.shape[1]}")
+    with torch.no_grad():
+        index = torch.from_numpy(found.nonzero()[0])
+        embeddings[index] = torch.from_numpy(rows[found]).to(embeddings.dtype)
+    return int(found.sum())
+
+
 def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
     if is_scratch(config):
         return char_tokenizer(build_char_vocab(vocab_texts, config.model.min_char_count))
@@ -131,19 +157,32 @@ def load_base_tokenizer(config: Config, vocab_texts: Iterable[str]):
 
 
 class PolicyNerBertConfig(BertConfig):
-    """BERT's config plus the feature channels (`feature_sizes`, see features.py) and the optional
-    head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
+    """BERT's config plus the feature channels (`feature_sizes`, see features.py), the widths of the
+    blocks of dense per-token features (`dense_sizes`, none by default; `dense_size` is their sum) and
+    the optional head on top of the encoder (see `PolicyNerBertForTokenClassification`)."""
 
     model_type = "policy-ner-bert"
 
     def __init__(
-        self, conv_layers: int = 0, conv_kernel: int = 3, crf: bool = False, feature_sizes: Sequence[int] = (), **kwargs
+        self,
+        conv_layers: int = 0,
+        conv_kernel: int = 3,
+        crf: bool = False,
+        feature_sizes: Sequence[int] = (),
+        dense_sizes: Sequence[int] = (),
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.conv_layers = conv_layers
         self.conv_kernel = conv_kernel
         self.crf = crf
         self.feature_sizes = list(feature_sizes)
+        self.dense_sizes = list(dense_sizes)
+
+    @property
+    def dense_size(self) -> int:
+        """Width of a token's dense feature vector (0: the model takes none)."""
+        return sum(self.dense_sizes)
 
 
 class FeatureEmbedding(nn.Module):
@@ -170,6 +209,22 @@ class FeatureEmbedding(nn.Module):
         return total
 
 
+class DenseInput(nn.Module):
+    """Dense per-token features -> hidden size: each block (one dense feature, e.g. LAC's 256 BiGRU states
+    or its 59 emission scores) layer-normalised on its own, since the blocks come on different scales
+    (states in [-1, 1], emission scores spread over about ±14), then one linear projection of them all."""
+
+    def __init__(self, sizes: Sequence[int], hidden_size: int):
+        super().__init__()
+        self.sizes = list(sizes)
+        self.norms = nn.ModuleList(nn.LayerNorm(size) for size in self.sizes)
+        self.projection = nn.Linear(sum(self.sizes), hidden_size)
+
+    def forward(self, dense: torch.Tensor) -> torch.Tensor:
+        blocks = torch.split(dense, self.sizes, dim=-1)
+        return self.projection(torch.cat([norm(block) for norm, block in zip(self.norms, blocks)], dim=-1))
+
+
 class LocalContext(nn.Module):
     """Residual 1-D convolutions over the sequence: character n-gram detectors that a transformer
     trained from scratch on little text is slow to learn. Padding is zeroed before every
@@ -194,8 +249,11 @@ class LocalContext(nn.Module):
 
 class PolicyNerBertForTokenClassification(BertForTokenClassification):
     """`BertForTokenClassification` with per-character features in place of token types
-    (`FeatureEmbedding`), optional `LocalContext` convolutions between the encoder and the
-    classifier, and an optional linear-chain CRF over the tags.
+    (`FeatureEmbedding`), optional dense per-token features (`dense_features`, batch x sequence x
+    `dense_size`, zero on [CLS], [SEP] and padding) whose projection (`DenseInput`) is added to the word
+    embeddings (before BERT's embedding LayerNorm, like the position and feature embeddings), optional
+    `LocalContext` convolutions between the encoder and the classifier, and an optional linear-chain
+    CRF over the tags.
 
     With a CRF, `logits` are the CRF's emission scores and the loss is the CRF's negative log
     likelihood per tagged token; transitions that IOB2 forbids (`O` -> `I-X`, `B-X` -> `I-Y`) are
@@ -208,6 +266,8 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
         self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
+        dense_sizes = getattr(config, "dense_sizes", [])
+        self.dense_input = DenseInput(dense_sizes, config.hidden_size) if dense_sizes else None
         self.local = (
             LocalContext(config.hidden_size, config.conv_layers, config.conv_kernel, config.hidden_dropout_prob)
             if config.conv_layers
@@ -248,8 +308,18 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
         position_ids=None,
         inputs_embeds=None,
         labels=None,
+        dense_features=None,
         **kwargs,
     ) -> TokenClassifierOutput:
+        if self.dense_input is not None:
+            if dense_features is None:
+                raise ValueError(f"this model takes dense_features ({self.config.dense_size} per token)")
+            if inputs_embeds is None:
+                inputs_embeds = self.bert.embeddings.word_embeddings(input_ids)
+            inputs_embeds = inputs_embeds + self.dense_input(dense_features.to(inputs_embeds.dtype))
+            input_ids = None
+        elif dense_features is not None:
+            raise ValueError("this model takes no dense_features (its config has no dense_sizes)")
         hidden = self.bert(
             input_ids,
             attention_mask=attention_mask,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,12 +129,14 @@ class Predictor:
     def labels(self) -> list[str]:
         return [tag[2:] for tag in self.tags if tag.startswith("B-")]
 
-    def encode(self, texts: Sequence[str], ahead: dict[str, list[list[int]]] | None = None) -> list[EncodedText]:
-        """Each text tokenized, with its feature ids (computed for all the texts together; `ahead` maps
-        channels already computed to their `features.channel_values(channel, texts)`)."""
+    def encode(self, texts: Sequence[str], ahead: dict[str, list] | None = None) -> list[EncodedText]:
+        """Each text tokenized, with its feature ids and dense features (computed for all the texts
+        together; `ahead` maps analyses already computed to their `features.analysis_values(analysis,
+        texts)`)."""
+        values, dense = self.features.features_many(texts, ahead)
         return [
-            encode_text(text, self.tokenizer, values)
-            for text, values in zip(texts, self.features.values_many(texts, ahead))
+            encode_text(text, self.tokenizer, ids, dense[i] if dense is not None else None)
+            for i, (text, ids) in enumerate(zip(texts, values))
         ]
 
     def predict(self, texts: Sequence[str]) -> list[list[Entity]]:
@@ -169,7 +172,9 @@ class Predictor:
         best_margin = [np.full(len(enc.input_ids), -1, dtype=np.int64) for enc in encoded]
         for batch in _chunks(windows, self.batch_size):
             arrays = pad_windows(self.framed_windows(encoded, batch), self.special.pad)
-            batch_logits = self.runtime.logits(arrays["input_ids"], arrays["attention_mask"], arrays["token_type_ids"])
+            batch_logits = self.runtime.logits(
+                arrays["input_ids"], arrays["attention_mask"], arrays["token_type_ids"], arrays.get("dense_features")
+            )
             for (doc, start, end), window_logits in zip(batch, batch_logits):
                 positions = np.arange(start, end)
                 margin = np.minimum(positions - start, end - 1 - positions)
@@ -180,12 +185,9 @@ class Predictor:
 
     def framed_windows(
         self, encoded: Sequence[EncodedText], windows: Sequence[tuple[int, int, int]]
-    ) -> list[dict[str, list[int]]]:
+    ) -> list[dict[str, Any]]:
         """The (document, start token, end token) `windows` of `encoded` texts framed for the network."""
-        return [
-            frame_window(encoded[doc].input_ids[start:end], encoded[doc].token_types[start:end], special=self.special)
-            for doc, start, end in windows
-        ]
+        return [_framed(encoded[doc], start, end, self.special) for doc, start, end in windows]
 
     def entities_from_scores(
         self, encoded: Sequence[EncodedText], token_logits: Sequence[np.ndarray]
@@ -214,6 +216,16 @@ class Predictor:
                 )
             )
         return entities
+
+
+def _framed(encoded: EncodedText, start: int, end: int, special: SpecialTokens) -> dict[str, Any]:
+    dense = encoded.dense
+    return frame_window(
+        encoded.input_ids[start:end],
+        encoded.token_types[start:end],
+        special=special,
+        dense=dense[start:end] if dense is not None else None,
+    )
 
 
 def tag_margin_uncertainty(unit_logits: np.ndarray) -> float:
@@ -249,8 +261,8 @@ def set_batch_threads(model_dir: str | Path, threads: int = 0, overlap: bool = T
     """`set_threads` for batch prediction (`batch.predict_files`) with the model in `model_dir`: the
     threads are split when the stages overlap and the model has a native feature channel (LAC) for the
     worker thread to run; otherwise the network gets them all. Returns the network's share."""
-    channels = read_model_settings(model_dir).get("features", {}).get("channels", [])
-    return set_threads(threads, overlapped=overlap and any(c in NATIVE_CHANNELS for c in channels))
+    analyses = Featurizer.from_dict(read_model_settings(model_dir).get("features", {})).analyses
+    return set_threads(threads, overlapped=overlap and any(c in NATIVE_CHANNELS for c in analyses))
 
 
 def predict_documents(predictor: Predictor, documents: Sequence[Document]) -> dict[str, PredictedDocument]:

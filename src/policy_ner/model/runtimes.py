@@ -16,12 +16,26 @@ ONNX_DIR = "onnx"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+DENSE_INPUT = "dense_features"
+"""The fourth input of a model with dense features (float32, batch x sequence x width)."""
+
+
+def input_names(dense_size: int) -> tuple[str, ...]:
+    """The network's inputs, in order, for a model whose dense features are `dense_size` wide (0: none)."""
+    return (*INPUT_NAMES, DENSE_INPUT) if dense_size else INPUT_NAMES
 
 
 class Runtime(Protocol):
-    """Runs the network: emission logits (windows, positions, tags) for a batch of framed, padded windows."""
+    """Runs the network: emission logits (windows, positions, tags) for a batch of framed, padded windows;
+    `dense_features` only for a model that takes them."""
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray: ...
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray,
+        dense_features: np.ndarray | None = None,
+    ) -> np.ndarray: ...
 
 
 class TorchRuntime:
@@ -33,14 +47,23 @@ class TorchRuntime:
         self.model = model.eval()
         self.torch = torch
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray,
+        dense_features: np.ndarray | None = None,
+    ) -> np.ndarray:
         torch = self.torch
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention_mask),
+            "token_type_ids": torch.from_numpy(token_type_ids),
+        }
+        if dense_features is not None:  # only a model with dense features takes the argument
+            inputs["dense_features"] = torch.from_numpy(dense_features)
         with torch.inference_mode():
-            output = self.model(
-                input_ids=torch.from_numpy(input_ids),
-                attention_mask=torch.from_numpy(attention_mask),
-                token_type_ids=torch.from_numpy(token_type_ids),
-            )
+            output = self.model(**inputs)
         return output.logits.float().numpy()
 
 
@@ -51,10 +74,17 @@ class OnnxRuntime:
         self.path = Path(path)
         self.session = cpu_session(path, threads)
 
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        return self.session.run(
-            ["logits"], {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        )[0]
+    def logits(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        token_type_ids: np.ndarray,
+        dense_features: np.ndarray | None = None,
+    ) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        if dense_features is not None:
+            feed[DENSE_INPUT] = dense_features
+        return self.session.run(["logits"], feed)[0]
 
 
 def onnx_folder(model_dir: str | Path, onnx_dir: str | Path | None = None) -> Path:

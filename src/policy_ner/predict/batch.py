@@ -180,24 +180,26 @@ class _Stages:
 
 
 class _BatchFeatures:
-    """The feature channels of one batch of texts, each computed once, by whichever thread claims it first."""
+    """The feature analyses of one batch of texts (`Featurizer.analyses`: the channels, and LAC also for
+    its dense outputs), each computed once, by whichever thread claims it first. One LAC run gives the
+    `lac` channel and the dense LAC features together."""
 
     def __init__(self, featurizer: Featurizer, texts: list[str]):
         self.featurizer, self.texts = featurizer, texts
-        self.values: dict[str, list[list[int]]] = {}
-        self.native_first = sorted(featurizer.channels, key=lambda c: c not in NATIVE_CHANNELS)
-        self.others = [c for c in featurizer.channels if c not in NATIVE_CHANNELS]
+        self.values: dict[str, list] = {}
+        self.native_first = sorted(featurizer.analyses, key=lambda c: c not in NATIVE_CHANNELS)
+        self.others = [c for c in featurizer.analyses if c not in NATIVE_CHANNELS]
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
-    def compute(self, channels: Sequence[str]) -> None:
-        """Compute each of `channels` that no thread has claimed yet."""
-        for channel in channels:
+    def compute(self, analyses: Sequence[str]) -> None:
+        """Compute each of `analyses` that no thread has claimed yet."""
+        for analysis in analyses:
             with self._lock:
-                if channel in self._claimed:
+                if analysis in self._claimed:
                     continue
-                self._claimed.add(channel)
-            self.values[channel] = self.featurizer.channel_values(channel, self.texts)
+                self._claimed.add(analysis)
+            self.values.update(self.featurizer.analysis_values(analysis, self.texts))
 
 
 def _run_now(work, *args) -> Future:

@@ -3,7 +3,7 @@
 Each document is tokenized and featurized once (`training_examples`, a batched `map` whose result is
 cached on disk under a fingerprint of everything it depends on: the texts and spans, the tokenizer's
 vocabulary, the tags, the feature channels and their gazetteers), labelled with its character IOB2
-tags, then cut every epoch into the framed windows that prediction runs on
+tags (with the dense features of a featurizer that has them, a float32 column), then cut every epoch into the framed windows that prediction runs on
 (`model.encoding.frame_window`) and collated into tensors. A retrain on unchanged annotations reads
 the examples back from the cache, memory-mapped, instead of running jieba and LAC again.
 """
@@ -40,6 +40,8 @@ EXAMPLE_FEATURES = datasets.Features(
     }
 )
 WINDOW_COLUMNS = ("input_ids", "token_type_ids", "labels")
+DENSE_COLUMN = "dense_features"
+"""The windows' dense features (positions x width, float32), from the examples' `dense` column."""
 
 # Windows are re-cut every epoch; a progress bar per epoch would drown the training log.
 datasets.disable_progress_bars()
@@ -48,6 +50,15 @@ datasets.disable_progress_bars()
 def default_cache_dir() -> Path:
     """`$POLICY_NER_CACHE`, else `~/.cache/policy-ner`: one per user, never a shared /tmp."""
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "policy-ner") / "examples"
+
+
+def example_features(featurizer: Featurizer) -> datasets.Features:
+    """`EXAMPLE_FEATURES`, and a `dense` column (tokens x width, float32) for a featurizer with dense features."""
+    if not featurizer.dense:
+        return EXAMPLE_FEATURES
+    return datasets.Features(
+        {**EXAMPLE_FEATURES, "dense": datasets.Array2D(shape=(None, featurizer.dense_size), dtype="float32")}
+    )
 
 
 def documents_dataset(documents: Sequence[Document]) -> datasets.Dataset:
@@ -73,8 +84,9 @@ def training_examples(
     cache_dir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> datasets.Dataset:
-    """One row per document: doc_id, input_ids, token_types (packed feature ids) and labels (tag ids on
-    each character's first token, IGNORE_INDEX elsewhere). The gazetteer channel of each document is
+    """One row per document: doc_id, input_ids, token_types (packed feature ids), labels (tag ids on
+    each character's first token, IGNORE_INDEX elsewhere) and, when the featurizer has dense features,
+    dense (tokens x width, float32; from the same LAC run as the lac channel). The gazetteer channel of each document is
     built from the documents of other groups (`Featurizer.training_gazetteers`). With `cache_dir` the
     rows are written to, and next time read from, `cache_dir/examples-<fingerprint>.arrow`."""
     featurizer = featurizer or Featurizer()
@@ -82,16 +94,24 @@ def training_examples(
     tag_to_id = {tag: i for i, tag in enumerate(tags)}
 
     def encode_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
-        values = featurizer.values_for(batch["text"], [gazetteers[i] for i in indices])
+        texts = batch["text"]
+        if featurizer.dense:
+            values, dense = featurizer.features_for(texts, [gazetteers[i] for i in indices])
+        else:
+            values, dense = featurizer.values_for(texts, [gazetteers[i] for i in indices]), None
         out: dict[str, list] = {"doc_id": batch["doc_id"], "input_ids": [], "token_types": [], "labels": []}
-        for text, features, starts, ends, labels in zip(
-            batch["text"], values, batch["span_starts"], batch["span_ends"], batch["span_labels"]
+        if dense is not None:
+            out["dense"] = []
+        for k, (text, features, starts, ends, labels) in enumerate(
+            zip(texts, values, batch["span_starts"], batch["span_ends"], batch["span_labels"])
         ):
-            encoded = encode_text(text, tokenizer, features)
+            encoded = encode_text(text, tokenizer, features, dense[k] if dense is not None else None)
             spans = [Span(s, e, label) for s, e, label in zip(starts, ends, labels)]
             out["input_ids"].append(encoded.input_ids)
             out["token_types"].append(encoded.token_types)
             out["labels"].append(token_labels(encoded, char_tags(text, spans), tag_to_id))
+            if dense is not None:
+                out["dense"].append(encoded.dense)
         return out
 
     fingerprint = examples_fingerprint(documents, tokenizer, tags, featurizer, gazetteers)
@@ -108,7 +128,7 @@ def training_examples(
         batch_size=ENCODE_BATCH,
         with_indices=True,
         remove_columns=table.column_names,
-        features=EXAMPLE_FEATURES,
+        features=example_features(featurizer),
         cache_file_name=str(cache_file) if cache_file is not None else None,
         load_from_cache_file=True,
         keep_in_memory=cache_file is None,
@@ -151,22 +171,45 @@ def training_windows(
     examples: datasets.Dataset, tokenizer, max_length: int, stride: int, shifts: Sequence[int] | None = None
 ) -> datasets.Dataset:
     """One row per window: input_ids, token_type_ids, labels (IGNORE_INDEX where untagged), doc_id,
-    token_start. `shifts[i]` moves the inner windows of example i (see `plan_windows`)."""
+    token_start, and dense_features when the examples have dense features (`window_columns` reads them
+    as numpy arrays). `shifts[i]` moves the inner windows of example i (see `plan_windows`)."""
     special = SpecialTokens.of(tokenizer)
+    dense = "dense" in examples.column_names
 
     def window_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         rows: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "doc_id": [], "token_start": []}
-        for index, doc_id, ids, types, labels in zip(
-            indices, batch["doc_id"], batch["input_ids"], batch["token_types"], batch["labels"]
+        if dense:
+            rows[DENSE_COLUMN] = []
+        for k, (index, doc_id, ids, types, labels) in enumerate(
+            zip(indices, batch["doc_id"], batch["input_ids"], batch["token_types"], batch["labels"])
         ):
             shift = shifts[index] if shifts is not None else 0
             for start, end in plan_windows(len(ids), max_length - 2, stride, shift):
-                framed = frame_window(ids[start:end], types[start:end], labels[start:end], special=special)
+                framed = frame_window(
+                    ids[start:end],
+                    types[start:end],
+                    labels[start:end],
+                    special=special,
+                    dense=batch["dense"][k][start:end] if dense else None,
+                )
                 for key, value in framed.items():
                     rows[key].append(value)
                 rows["doc_id"].append(doc_id)
                 rows["token_start"].append(start)
         return rows
+
+    features = None
+    if dense:  # the dense column stays float32 arrays both ways instead of Python lists of floats
+        width = examples.features["dense"].shape[1]
+        examples = examples.with_format("numpy", columns=["dense"], output_all_columns=True)
+        features = datasets.Features(
+            {
+                **{key: datasets.List(datasets.Value("int64")) for key in WINDOW_COLUMNS},
+                "doc_id": datasets.Value("string"),
+                "token_start": datasets.Value("int64"),
+                DENSE_COLUMN: datasets.Array2D(shape=(None, width), dtype="float32"),
+            }
+        )
 
     cut = hashlib.sha256(json.dumps([max_length, stride, list(shifts or [])]).encode()).hexdigest()[:16]
     return examples.map(
@@ -174,6 +217,7 @@ def training_windows(
         batched=True,
         with_indices=True,
         remove_columns=examples.column_names,
+        features=features,
         keep_in_memory=True,
         load_from_cache_file=False,
         new_fingerprint=f"{examples._fingerprint}-windows-{cut}",
@@ -183,9 +227,18 @@ def training_windows(
 def collate(
     columns: Mapping[str, Sequence[Sequence[int]]], pad_id: int
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """A batch of framed windows (`training_windows` columns: input_ids, token_type_ids, labels) as the
-    forward pass's keyword arguments and the padded labels."""
-    rows = [dict(zip(WINDOW_COLUMNS, values)) for values in zip(*(columns[key] for key in WINDOW_COLUMNS))]
+    """A batch of framed windows (`training_windows` columns: input_ids, token_type_ids, labels, and
+    dense_features if there) as the forward pass's keyword arguments and the padded labels."""
+    keys = (*WINDOW_COLUMNS, DENSE_COLUMN) if DENSE_COLUMN in columns else WINDOW_COLUMNS
+    rows = [dict(zip(keys, values)) for values in zip(*(columns[key] for key in keys))]
     arrays = pad_windows(rows, pad_id)
     labels = torch.from_numpy(arrays.pop("labels"))
     return {key: torch.from_numpy(value) for key, value in arrays.items()}, labels
+
+
+def window_columns(windows: datasets.Dataset) -> datasets.Dataset:
+    """The columns of `training_windows` that `collate` takes, the dense features as numpy arrays."""
+    windows = windows.select_columns([c for c in (*WINDOW_COLUMNS, DENSE_COLUMN) if c in windows.column_names])
+    if DENSE_COLUMN in windows.column_names:
+        windows = windows.with_format("numpy", columns=[DENSE_COLUMN], output_all_columns=True)
+    return windows

@@ -15,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..config import Config
 from ..model.encoding import IGNORE_INDEX
-from .dataset import collate, count_windows, training_windows
+from .dataset import collate, count_windows, training_windows, window_columns
 
 
 @dataclass(frozen=True)
@@ -66,8 +66,7 @@ def fit(
     for epoch in range(1, t.epochs + 1):
         started, losses = time.perf_counter(), []
         shifts = shift_rng.integers(0, step, size=len(examples)).tolist() if t.window_jitter else None
-        windows = training_windows(examples, tokenizer, w.max_length, w.stride, shifts)
-        windows = windows.select_columns(["input_ids", "token_type_ids", "labels"])
+        windows = window_columns(training_windows(examples, tokenizer, w.max_length, w.stride, shifts))
         order = torch.randperm(len(windows), generator=generator).tolist()
         for i in range(0, len(order), t.batch_size):
             inputs, gold = collate(windows[order[i : i + t.batch_size]], tokenizer.pad_token_id)

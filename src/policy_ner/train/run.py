@@ -114,12 +114,14 @@ def fit_model(
     tokenizer = load_base_tokenizer(config, vocab_texts)
     t = config.train
     documents = [*train_documents, *augment(train_documents, t.augment_copies, t.augment_probability, t.seed)]
-    featurizer = Featurizer(tuple(config.model.features), tuple(config.labels)).fitted(train_documents)
+    featurizer = Featurizer(
+        tuple(config.model.features), tuple(config.labels), dense=tuple(config.model.dense_features)
+    ).fitted(train_documents)
     examples = training_examples(
         documents, tokenizer, config.tags, featurizer, group=source_doc_id, cache_dir=cache_dir, log=log
     )
     n_windows = count_windows(examples, config.window.max_length, config.window.stride)
-    model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes)
+    model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes, featurizer.dense_sizes)
     log(
         f"{n_windows} training windows; model {config.model.base} "
         f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
