@@ -38,6 +38,17 @@ class Runtime(Protocol):
     ) -> np.ndarray: ...
 
 
+def network_inputs(
+    input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, dense_features: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The network's inputs by name, as both runtimes feed them: `dense_features` only when given, since
+    only a model with dense features takes that input."""
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    if dense_features is not None:
+        inputs[DENSE_INPUT] = dense_features
+    return inputs
+
+
 class TorchRuntime:
     """A torch token classifier in inference mode (torch is imported by whoever built `model`)."""
 
@@ -55,20 +66,14 @@ class TorchRuntime:
         dense_features: np.ndarray | None = None,
     ) -> np.ndarray:
         torch = self.torch
-        inputs = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy(attention_mask),
-            "token_type_ids": torch.from_numpy(token_type_ids),
-        }
-        if dense_features is not None:  # only a model with dense features takes the argument
-            inputs["dense_features"] = torch.from_numpy(dense_features)
+        inputs = network_inputs(input_ids, attention_mask, token_type_ids, dense_features)
         with torch.inference_mode():
-            output = self.model(**inputs)
+            output = self.model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
         return output.logits.float().numpy()
 
 
 class OnnxRuntime:
-    """An exported logits graph (`onnx_export.export_onnx`) run by ONNX Runtime on the CPU."""
+    """An exported logits graph (`export.export_onnx`) run by ONNX Runtime on the CPU."""
 
     def __init__(self, path: str | Path, threads: int = 0):
         self.path = Path(path)
@@ -81,9 +86,7 @@ class OnnxRuntime:
         token_type_ids: np.ndarray,
         dense_features: np.ndarray | None = None,
     ) -> np.ndarray:
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        if dense_features is not None:
-            feed[DENSE_INPUT] = dense_features
+        feed = network_inputs(input_ids, attention_mask, token_type_ids, dense_features)
         return self.session.run(["logits"], feed)[0]
 
 
