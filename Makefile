@@ -27,7 +27,7 @@ PRETRAIN_ARGS ?=
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test lint train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test lint train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain public-ner clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -45,6 +45,7 @@ help:
 	@echo "make labelstudio  run Label Studio $(LS_VERSION) on http://127.0.0.1:$(LS_PORT) (data in $(LS_DATA))"
 	@echo "make validate  validate every export in annotations/; make stats for counts"
 	@echo "make pretrain-corpus  clean ../shared/pretrain-corpus into data/pretrain/corpus.jsonl (record: data/pretrain/CORPUS.md)"
+	@echo "make public-ner  convert ../shared/public-ner ORGs into data/public-ner/*.json for configs/transfer-public-org.yaml"
 	@echo "make pretrain  masked-LM pretraining of CONFIG's encoder on that corpus -> PRETRAIN_OUTPUT=$(PRETRAIN_OUTPUT)"
 	@echo "               (stop with SIGTERM or Ctrl-C; PRETRAIN_ARGS=--resume continues from the last checkpoint)"
 
@@ -133,6 +134,10 @@ pretrain-corpus:
 pretrain: data/pretrain/corpus.jsonl
 	$(BIN)/policy-ner pretrain $(CONFIG) --corpus data/pretrain/corpus.jsonl --whole-word --steps $(PRETRAIN_STEPS) \
 	  --threads 1 --output $(PRETRAIN_OUTPUT) $(PRETRAIN_ARGS)
+
+# Transfer data (configs/transfer-public-org.yaml): MSRA + CLUENER2020 ORGs -> data/public-ner/ (record: PUBLIC-NER.md)
+public-ner:
+	$(BIN)/python scripts/build_public_ner.py
 
 data/pretrain/corpus.jsonl:
 	$(MAKE) pretrain-corpus

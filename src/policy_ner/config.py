@@ -31,6 +31,8 @@ INIT_EMBEDDINGS = ("random", "lac")
 LAC_EMBEDDING_WIDTH = 128
 """Width of LAC's character embedding table, which `init_embeddings: lac` copies."""
 _LABEL_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+DEFAULT_EDGE_PUNCTUATION = "，。、；：“”《》（）,.;:()\"'!?！？"
+"""The policy guidelines' rule: no span starts or ends with one of these characters."""
 
 
 class ConfigError(ValueError):
@@ -63,6 +65,9 @@ class DataConfig(_Section):
     dev_documents: list[str] = []
     """Explicit dev doc ids; when given they replace the hashed split."""
     split_seed: int = 13
+    edge_punctuation: str = DEFAULT_EDGE_PUNCTUATION
+    """Characters a gold span may not start or end with; `""` turns the rule off (other data sets'
+    conventions, e.g. `…（集团）` or `《…》` inside names)."""
     manifest: str = "data/manifest.csv"
     """The manifest whose `group` and `genre` columns `policy-ner cv` splits by (relative to the root)."""
 

@@ -1,4 +1,5 @@
-"""`policy-ner annotations validate|stats`: check and summarise Label Studio exports (gold annotations)."""
+"""`policy-ner annotations validate|stats|import`: check and summarise Label Studio exports (gold
+annotations), and turn other NER data sets into such exports."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..config import load_config
-from ..labelstudio.exports import compute_stats, read_exports
+from ..files import atomic_write_json
+from ..labelstudio.exports import compute_stats, read_exports, read_tasks
+from ..labelstudio.formats import export_tasks
+from ..labelstudio.imports import FORMATS, ForeignDataError, import_documents
 from .common import command, config_option, group
 
 
@@ -27,10 +31,79 @@ def register(commands) -> None:
         parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
         config_option(parser)
         parser.set_defaults(handler=handler)
+    register_import(actions)
+
+
+def register_import(actions) -> None:
+    parser = command(
+        actions,
+        "import",
+        "convert a character-tagged (BIO/BIOES/BMES) or CLUENER file into a Label Studio export",
+        "policy-ner annotations import msra/train.bio --format bio --map ORG=ORG --pack-chars 500 --output msra.json",
+    )
+    parser.add_argument("file", type=Path, metavar="FILE")
+    parser.add_argument("--format", choices=FORMATS, default="bio")
+    parser.add_argument("--output", type=Path, required=True, help="the export to write (refused if it exists)")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="SRC=DST",
+        help="rename label SRC to DST; when any --map is given, labels without one are dropped (and counted)",
+    )
+    parser.add_argument(
+        "--pack-chars", type=int, default=0, help="join consecutive sentences into documents of about N characters"
+    )
+    parser.add_argument(
+        "--require", action="append", default=[], metavar="LABEL", help="keep only sentences with LABEL"
+    )
+    parser.add_argument("--id-prefix", help="doc id prefix (default: the file's name)")
+    parser.set_defaults(handler=cmd_import)
+
+
+def cmd_import(args) -> int:
+    if args.output.exists():
+        print(f"error: {args.output} exists; choose another name (exports are versioned, never overwritten)")
+        return 2
+    mapping = dict(item.split("=", 1) for item in args.map if "=" in item) or None
+    if len(mapping or ()) != len(args.map):
+        print(f"error: --map takes SRC=DST, got {[m for m in args.map if '=' not in m]}")
+        return 2
+    try:
+        documents, summary = import_documents(
+            args.file,
+            args.format,
+            mapping=mapping,
+            max_chars=args.pack_chars,
+            id_prefix=args.id_prefix,
+            require_labels=args.require,
+        )
+    except (OSError, UnicodeDecodeError, ForeignDataError) as exc:
+        print(f"error: {exc}")
+        return 1
+    tasks = export_tasks(documents)
+    labels = sorted(summary.kept)
+    # Its own conventions may put punctuation at span edges; overlaps and offsets are still checked.
+    reading = read_tasks(tasks, labels, str(args.output), edge_punctuation="")
+    for issue in reading.issues:
+        print(issue)
+    if reading.issues:
+        print(f"INVALID: {len(reading.issues)} problem(s); nothing written")
+        return 1
+    atomic_write_json(args.output, tasks)
+    kept = ", ".join(f"{label} {n}" for label, n in sorted(summary.kept.items()))
+    print(
+        f"{args.output}: {len(documents)} documents from {summary.sentences} sentences, {summary.characters:,} characters"
+    )
+    print(f"spans kept: {kept or 'none'}")
+    if summary.dropped:
+        print("spans dropped (no --map): " + ", ".join(f"{label} {n}" for label, n in sorted(summary.dropped.items())))
+    return 0
 
 
 def cmd_validate(args) -> int:
-    reading = read_exports(args.files, load_config(args.config).labels)
+    config = load_config(args.config)
+    reading = read_exports(args.files, config.labels, config.data.edge_punctuation)
     for issue in reading.issues:
         print(issue)
     for task in reading.unannotated_tasks:
@@ -44,8 +117,9 @@ def cmd_validate(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    labels = load_config(args.config).labels
-    reading = read_exports(args.files, labels)
+    config = load_config(args.config)
+    labels = config.labels
+    reading = read_exports(args.files, labels, config.data.edge_punctuation)
     reading.raise_for_issues()
     stats = compute_stats(reading.documents, labels)
     if args.json:

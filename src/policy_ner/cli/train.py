@@ -103,7 +103,9 @@ def cmd_pretrain(args) -> int:
         log_every=args.log_every,
     )
     set_threads(config.train.threads if args.threads is None else args.threads)
-    documents = load_documents(resolve_annotation_files(config.data.annotations, args.root), config.labels)
+    documents = load_documents(
+        resolve_annotation_files(config.data.annotations, args.root), config.labels, config.data.edge_punctuation
+    )
     texts = list(dict.fromkeys(vocabulary_texts(config, documents, args.root)[0]))
     try:
         pretrain(config, texts, args.output, options, run_dir=args.run_dir, resume=args.resume, log=log)

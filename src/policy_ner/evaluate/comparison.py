@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..config import DEFAULT_EDGE_PUNCTUATION
 from ..files import sha256_file
 from ..labelstudio.exports import load_documents
 from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, check_version, read_model_card, read_model_settings
@@ -30,6 +31,8 @@ class SystemSource:
     labels: list[str] | None = None
     """The model's label set (None for a prediction file)."""
     card: dict | None = None
+    edge_punctuation: str | None = None
+    """The span-edge rule the model was trained under (`data.edge_punctuation`; None: the default)."""
 
 
 def open_source(path: str | Path) -> SystemSource:
@@ -39,10 +42,20 @@ def open_source(path: str | Path) -> SystemSource:
         settings = read_model_settings(path)
         card = read_model_card(path) if (path / MODEL_CARD_FILE).is_file() else None
         version = check_version(settings.get("version", path.name), f"{path / MODEL_SETTINGS_FILE}: version")
-        return SystemSource(version, str(path), "model", list(settings["labels"]), card)
+        edges = settings.get("edge_punctuation")
+        return SystemSource(version, str(path), "model", list(settings["labels"]), card, edges)
     if path.is_file():
         return SystemSource(path.name.removesuffix(".jsonl"), str(path), "predictions")
     raise FileNotFoundError(f"{path}: no such model directory or prediction file")
+
+
+def gold_edge_punctuation(sources: Sequence[SystemSource]) -> str:
+    """The span-edge rule the gold is read under: only the characters that every model's rule forbids (the
+    policy default when no model records one), so gold that one of the models was trained on is accepted."""
+    rules = [s.edge_punctuation for s in sources if s.edge_punctuation is not None]
+    if not rules:
+        return DEFAULT_EDGE_PUNCTUATION
+    return "".join(c for c in rules[0] if all(c in rule for rule in rules[1:]))
 
 
 def source_predictions(source: SystemSource, gold: Sequence[Document]) -> dict[str, PredictedDocument]:
@@ -260,7 +273,7 @@ def evaluate_source(
     brings its own label set; a prediction file is scored with `fallback_labels()` (e.g. a config's)."""
     source = open_source(path)
     labels = source.labels or list(fallback_labels())
-    gold = select_documents(load_documents(exports, labels), split, [source])
+    gold = select_documents(load_documents(exports, labels, gold_edge_punctuation([source])), split, [source])
     context = {
         "model": source.name,
         "source": source.path,
@@ -294,7 +307,7 @@ def compare_sources(
             + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels)
         )
     labels = list(label_sets.pop()) if label_sets else list(fallback_labels())
-    gold = select_documents(load_documents(exports, labels), split, sources)
+    gold = select_documents(load_documents(exports, labels, gold_edge_punctuation(sources)), split, sources)
     names = unique_names([s.name for s in sources])
     systems = {name: source_predictions(source, gold) for name, source in zip(names, sources)}
     context = {

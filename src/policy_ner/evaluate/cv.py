@@ -384,7 +384,9 @@ def cross_validate_config(
 ) -> CrossValidation:
     """`cross_validate` of the config's model and `baselines` on the config's annotations, on the folds of
     `config_folds`."""
-    documents = load_documents(resolve_annotation_files(config.data.annotations, root), config.labels)
+    documents = load_documents(
+        resolve_annotation_files(config.data.annotations, root), config.labels, config.data.edge_punctuation
+    )
     folds, grouping, note = config_folds(
         config, documents, root, k=k, seed=seed, group_by=group_by, leave_out=leave_out
     )

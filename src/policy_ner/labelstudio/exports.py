@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import DEFAULT_EDGE_PUNCTUATION
 from ..types import Document, Span
 
-BOUNDARY_PUNCTUATION = frozenset("，。、；：“”《》（）,.;:()\"'!?！？")
-"""Characters a span may not start or end with (guidelines: no surrounding punctuation)."""
+BOUNDARY_PUNCTUATION = frozenset(DEFAULT_EDGE_PUNCTUATION)
+"""Characters a span may not start or end with unless a config says otherwise (`data.edge_punctuation`;
+the policy guidelines: no surrounding punctuation)."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,16 @@ class ExportReading:
             raise AnnotationError(self.issues)
 
 
-def read_exports(paths: Iterable[str | Path], labels: Iterable[str]) -> ExportReading:
-    """Read exports in order; a doc id seen again replaces the earlier one (newer delivery wins)."""
+def read_exports(
+    paths: Iterable[str | Path], labels: Iterable[str], edge_punctuation: Iterable[str] = BOUNDARY_PUNCTUATION
+) -> ExportReading:
+    """Read exports in order; a doc id seen again replaces the earlier one (newer delivery wins).
+    A span may not start or end with a character of `edge_punctuation` (`data.edge_punctuation`)."""
     labels = frozenset(labels)
     reading = ExportReading()
     by_id: dict[str, Document] = {}
     for path in paths:
-        part = _read_export(Path(path), labels)
+        part = _read_export(Path(path), labels, frozenset(edge_punctuation))
         reading.issues += part.issues
         reading.unannotated_tasks += part.unannotated_tasks
         for doc in part.documents:
@@ -80,14 +85,16 @@ def read_exports(paths: Iterable[str | Path], labels: Iterable[str]) -> ExportRe
     return reading
 
 
-def load_documents(paths: Iterable[str | Path], labels: Iterable[str]) -> list[Document]:
+def load_documents(
+    paths: Iterable[str | Path], labels: Iterable[str], edge_punctuation: Iterable[str] = BOUNDARY_PUNCTUATION
+) -> list[Document]:
     """Read and validate exports; raise `AnnotationError` listing every problem."""
-    reading = read_exports(paths, labels)
+    reading = read_exports(paths, labels, edge_punctuation)
     reading.raise_for_issues()
     return reading.documents
 
 
-def _read_export(path: Path, labels: frozenset[str]) -> ExportReading:
+def _read_export(path: Path, labels: frozenset[str], edge_punctuation: frozenset[str]) -> ExportReading:
     reading = ExportReading()
     file = str(path)
     try:
@@ -98,13 +105,15 @@ def _read_export(path: Path, labels: frozenset[str]) -> ExportReading:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         reading.issues.append(AnnotationIssue(file, "-", "-", f"not a JSON file: {exc}"))
         return reading
-    return read_tasks(tasks, labels, file)
+    return read_tasks(tasks, labels, file, edge_punctuation)
 
 
-def read_tasks(tasks: Any, labels: Iterable[str], file: str) -> ExportReading:
+def read_tasks(
+    tasks: Any, labels: Iterable[str], file: str, edge_punctuation: Iterable[str] = BOUNDARY_PUNCTUATION
+) -> ExportReading:
     """Validate the parsed JSON of one export (from a file or straight from a server); `file` names it
     in every issue."""
-    labels = frozenset(labels)
+    labels, edges = frozenset(labels), frozenset(edge_punctuation)
     reading = ExportReading()
     if isinstance(tasks, dict):  # a single task, as the API returns it
         tasks = [tasks]
@@ -117,7 +126,7 @@ def read_tasks(tasks: Any, labels: Iterable[str], file: str) -> ExportReading:
         if not isinstance(task, dict):
             reading.issues.append(AnnotationIssue(file, task_id, "-", "task is not a JSON object"))
             continue
-        doc, issues = parse_task(task, labels, file)
+        doc, issues = parse_task(task, labels, file, edges)
         reading.issues += issues
         if doc is None:
             if not issues:
@@ -136,7 +145,10 @@ def read_tasks(tasks: Any, labels: Iterable[str], file: str) -> ExportReading:
 
 
 def parse_task(
-    task: dict[str, Any], labels: frozenset[str], file: str = "<task>"
+    task: dict[str, Any],
+    labels: frozenset[str],
+    file: str = "<task>",
+    edge_punctuation: frozenset[str] = BOUNDARY_PUNCTUATION,
 ) -> tuple[Document | None, list[AnnotationIssue]]:
     """One exported task -> a validated Document, or None when it holds no usable annotation."""
     task_id = task.get("id", "?")
@@ -163,7 +175,7 @@ def parse_task(
         if problem:
             issues.append(issue(problem, _describe(result)))
         elif span is not None:
-            issues += [issue(p, _describe(result)) for p in span_problems(span, text)]
+            issues += [issue(p, _describe(result)) for p in span_problems(span, text, edge_punctuation)]
             spans.append(span)
     spans.sort()
     issues += [issue(p) for p in overlap_problems(spans, text)]
@@ -202,13 +214,13 @@ def _parse_result(result: dict[str, Any], text: str, labels: frozenset[str]) -> 
     return Span(start, end, label), ""
 
 
-def span_problems(span: Span, text: str) -> list[str]:
+def span_problems(span: Span, text: str, edge_punctuation: frozenset[str] = BOUNDARY_PUNCTUATION) -> list[str]:
     """Boundary rules every span must satisfy (offsets already known to be in range)."""
     surface = span.text_in(text)
     problems = []
     if surface != surface.strip():
         problems.append("span has leading or trailing whitespace")
-    elif surface[0] in BOUNDARY_PUNCTUATION or surface[-1] in BOUNDARY_PUNCTUATION:
+    elif surface[0] in edge_punctuation or surface[-1] in edge_punctuation:
         problems.append("span starts or ends with punctuation")
     return problems
 

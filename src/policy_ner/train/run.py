@@ -157,7 +157,7 @@ def _train(
 ) -> TrainingResult:
     threads = set_threads(config.train.threads)
     annotation_files = resolve_annotation_files(config.data.annotations, root)
-    documents = load_documents(annotation_files, config.labels)
+    documents = load_documents(annotation_files, config.labels, config.data.edge_punctuation)
     split = split_documents(documents, config.data)
     log(
         f"{len(documents)} documents from {len(annotation_files)} file(s): "
@@ -207,6 +207,7 @@ def _train(
     settings = {
         "version": version,
         "labels": config.labels,
+        "edge_punctuation": config.data.edge_punctuation,
         "tags": config.tags,
         "max_length": config.window.max_length,
         "stride": config.window.stride,
