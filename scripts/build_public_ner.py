@@ -8,9 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from policy_ner.files import atomic_write_json, atomic_write_text, sha256_file
-from policy_ner.labelstudio.formats import export_tasks
-from policy_ner.labelstudio.imports import import_documents
+from policy_ner.files import atomic_write_text, sha256_file
+from policy_ner.labelstudio.imports import import_documents, write_export
 from policy_ner.markdown import table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +32,8 @@ def main() -> int:
             source, fmt, mapping=mapping, require_labels=["ORG"], max_chars=PACK_CHARS, id_prefix=f"{name}-train"
         )
         output = args.output / f"{name}-train-org.json"
-        atomic_write_json(output, export_tasks(documents))
+        write_export(documents, summary.kept, output)
         mapped = ", ".join(f"{src} → {dst}" for src, dst in mapping.items())
-        dropped = ", ".join(f"{label} {n}" for label, n in sorted(summary.dropped.items()))
         rows.append(
             [
                 f"`{output.name}`",
@@ -44,7 +42,7 @@ def main() -> int:
                 f"{summary.sentences:,} / {summary.characters:,}",
                 f"{len(documents):,}",
                 f"{summary.kept['ORG']:,}",
-                dropped,
+                summary.describe(summary.dropped),
                 f"`{sha256_file(output)[:16]}…`",
             ]
         )

@@ -3,15 +3,14 @@ annotations), and turn other NER data sets into such exports."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 from ..config import load_config
-from ..files import atomic_write_json
-from ..labelstudio.exports import compute_stats, read_exports, read_tasks
-from ..labelstudio.formats import export_tasks
-from ..labelstudio.imports import FORMATS, ForeignDataError, import_documents
+from ..labelstudio.exports import AnnotationError, compute_stats, read_exports
+from ..labelstudio.imports import FORMATS, ForeignDataError, import_documents, write_export
 from .common import command, config_option, group
 
 
@@ -48,6 +47,7 @@ def register_import(actions) -> None:
         "--map",
         action="append",
         default=[],
+        type=label_pair,
         metavar="SRC=DST",
         help="rename label SRC to DST; when any --map is given, labels without one are dropped (and counted)",
     )
@@ -61,43 +61,41 @@ def register_import(actions) -> None:
     parser.set_defaults(handler=cmd_import)
 
 
+def label_pair(text: str) -> tuple[str, str]:
+    source, equals, target = text.partition("=")
+    if not (equals and source and target):
+        raise argparse.ArgumentTypeError(f"expected SRC=DST, got {text!r}")
+    return source, target
+
+
 def cmd_import(args) -> int:
     if args.output.exists():
         print(f"error: {args.output} exists; choose another name (exports are versioned, never overwritten)")
-        return 2
-    mapping = dict(item.split("=", 1) for item in args.map if "=" in item) or None
-    if len(mapping or ()) != len(args.map):
-        print(f"error: --map takes SRC=DST, got {[m for m in args.map if '=' not in m]}")
         return 2
     try:
         documents, summary = import_documents(
             args.file,
             args.format,
-            mapping=mapping,
+            mapping=dict(args.map) or None,
             max_chars=args.pack_chars,
             id_prefix=args.id_prefix,
             require_labels=args.require,
         )
+        write_export(documents, summary.kept, args.output)
     except (OSError, UnicodeDecodeError, ForeignDataError) as exc:
         print(f"error: {exc}")
         return 1
-    tasks = export_tasks(documents)
-    labels = sorted(summary.kept)
-    # Its own conventions may put punctuation at span edges; overlaps and offsets are still checked.
-    reading = read_tasks(tasks, labels, str(args.output), edge_punctuation="")
-    for issue in reading.issues:
-        print(issue)
-    if reading.issues:
-        print(f"INVALID: {len(reading.issues)} problem(s); nothing written")
+    except AnnotationError as exc:
+        for issue in exc.issues:
+            print(issue)
+        print(f"INVALID: {len(exc.issues)} problem(s); nothing written")
         return 1
-    atomic_write_json(args.output, tasks)
-    kept = ", ".join(f"{label} {n}" for label, n in sorted(summary.kept.items()))
     print(
         f"{args.output}: {len(documents)} documents from {summary.sentences} sentences, {summary.characters:,} characters"
     )
-    print(f"spans kept: {kept or 'none'}")
+    print(f"spans kept: {summary.describe(summary.kept) or 'none'}")
     if summary.dropped:
-        print("spans dropped (no --map): " + ", ".join(f"{label} {n}" for label, n in sorted(summary.dropped.items())))
+        print(f"spans dropped (no --map): {summary.describe(summary.dropped)}")
     return 0
 
 

@@ -13,7 +13,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_write_json
 from ..types import Document, Span
+from .exports import read_tasks
+from .formats import export_tasks
 
 FORMATS = ("bio", "cluener")
 """`bio`: `char TAG` per line, a blank line between sentences (prefixes B/I/E/S/M, `O`); `cluener`:
@@ -40,6 +43,10 @@ class ImportSummary:
     """Spans kept, by the label they carry after mapping."""
     dropped: Counter = field(default_factory=Counter)
     """Spans dropped because the mapping has no entry for their label, by source label."""
+
+    @staticmethod
+    def describe(counts: Counter) -> str:
+        return ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
 
 
 def read_sentences(path: str | Path, fmt: str) -> Iterator[Sentence]:
@@ -196,3 +203,13 @@ def import_documents(
         for text, spans, line in pack_sentences(selected(), max_chars)
     ]
     return documents, summary
+
+
+def write_export(documents: list[Document], labels: Iterable[str], output: str | Path) -> list[dict]:
+    """Write `documents` atomically as a Label Studio export after reading it back as the exporter would:
+    offsets and overlaps are checked (not span edges: the data set's own conventions may put punctuation
+    there). Raises `AnnotationError` naming every problem, and then writes nothing."""
+    tasks = export_tasks(documents)
+    read_tasks(tasks, labels, str(output), edge_punctuation="").raise_for_issues()
+    atomic_write_json(output, tasks)
+    return tasks
