@@ -22,7 +22,8 @@ MANIFEST = ROOT / "data" / "manifest.csv"
 
 
 def documents(sizes: dict[str, int]) -> list[Document]:
-    return [Document(doc_id, "字" * size, ()) for doc_id, size in sizes.items()]
+    # distinct texts (identical ones would be grouped together): the doc id, then filler to the size
+    return [Document(doc_id, (doc_id + "字" * size)[:size], ()) for doc_id, size in sizes.items()]
 
 
 SIZES = {

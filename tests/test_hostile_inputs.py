@@ -6,11 +6,12 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 
 import pytest
 
-from policy_ner.files import atomic_directory, atomic_write_text
+from policy_ner.files import atomic_directory, atomic_write_json, atomic_write_text
 from policy_ner.model.registry import check_version, reserved_version
 
 
@@ -84,3 +85,141 @@ def test_a_carriage_return_in_a_doc_id_is_quoted_in_csv(tiny_model, tmp_path):
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_bytes().decode("utf-8-sig"), newline="")))
     assert summary.documents == 1 and len(rows) == max(summary.entities, 1)
     assert {row["doc_id"] for row in rows} == {"a\rb"}
+
+
+# --- case 3: training on nothing ----------------------------------------------------------------
+
+
+def _project_with_export(tmp_path, export) -> tuple:
+    import yaml
+
+    from conftest import TINY_CONFIG, write_json
+
+    write_json(tmp_path / "annotations" / "bad.json", export)
+    config = {**TINY_CONFIG, "data": {**TINY_CONFIG["data"], "dev_documents": []}}
+    (tmp_path / "configs").mkdir(exist_ok=True)
+    (tmp_path / "configs" / "tiny.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return tmp_path / "configs" / "tiny.yaml", tmp_path
+
+
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        ([], "no annotated documents in .*bad.json: nothing to train on"),
+        ({"tasks": []}, "expected a JSON list of tasks .*found an object with keys 'tasks'"),
+        ("one", "expected a JSON list of tasks .*found str"),
+        ("single", "no training documents: all 1 annotated document.*in dev"),
+    ],
+)
+def test_training_on_nothing_is_refused_before_any_version_is_written(tmp_path, capsys, export, message):
+    from conftest import TINY_DEV_DOC, corpus_tasks
+    from policy_ner.cli import main
+
+    if export == "single":
+        export = [t for t in corpus_tasks() if t["data"]["doc_id"] == TINY_DEV_DOC]
+    config, root = _project_with_export(tmp_path, export)
+    assert main(["train", str(config), "--root", str(root)]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not (root / "models").exists() or not any((root / "models").iterdir())
+
+
+def test_json_files_are_never_written_with_nan(tmp_path):
+    with pytest.raises(ValueError, match=r"card.json: not written, Out of range float values"):
+        atomic_write_json(tmp_path / "card.json", {"final_loss": float("nan")})
+    assert not (tmp_path / "card.json").exists()
+
+
+def test_a_loss_that_turns_nan_stops_training(tiny_project):
+    from conftest import TINY_CONFIG
+    from policy_ner.config import config_from_dict
+    from policy_ner.labelstudio.exports import load_documents
+    from policy_ner.model.encoding import IGNORE_INDEX
+    from policy_ner.model.network import build_char_vocab, char_tokenizer, new_model
+    from policy_ner.train.dataset import training_examples
+    from policy_ner.train.loop import TrainingDiverged, fit
+
+    config = config_from_dict({**TINY_CONFIG, "model": {**TINY_CONFIG["model"], "features": [], "crf": False}})
+    docs = load_documents([tiny_project / "annotations" / "tiny.json"], config.labels)[:1]
+    tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
+    model = new_model(config, tokenizer, config.window.max_length, {}, {})
+
+    def nothing_to_score(inputs, labels):  # every position ignored: cross-entropy of no targets is NaN
+        return inputs, labels.fill_(IGNORE_INDEX)
+
+    with pytest.raises(TrainingDiverged, match="training loss is nan in epoch 1"):
+        fit(model, training_examples(docs, tokenizer, config.tags), tokenizer, config, prepare_batch=nothing_to_score)
+
+
+# --- case 4: duplicate texts, reused task ids, malformed annotations ------------------------------
+
+
+def test_identical_texts_stay_in_one_split_and_are_reported(tmp_path):
+    from conftest import corpus_tasks
+    from policy_ner.config import DataConfig
+    from policy_ner.labelstudio.exports import read_exports
+    from policy_ner.train.run import split_documents
+
+    tasks = corpus_tasks()
+    copies = [
+        {
+            **task,
+            "id": 10_000 * copy + index,
+            "data": {**task["data"], "doc_id": f"{task['data']['doc_id']}-copy{copy}"},
+        }
+        for copy in range(3)
+        for index, task in enumerate(tasks)
+    ]
+    from conftest import write_json
+
+    reading = read_exports([write_json(tmp_path / "copies.json", copies)], ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"])
+    assert len(reading.identical_texts) == len(tasks) and all(len(ids) == 3 for ids in reading.identical_texts)
+    split = split_documents(reading.documents, DataConfig(dev_fraction=0.2))
+    train_texts, dev_texts = {d.text for d in split.train}, {d.text for d in split.dev}
+    assert dev_texts and train_texts and not train_texts & dev_texts
+    assert len(split.dev) % 3 == 0
+
+
+def test_identical_texts_stay_in_one_cross_validation_fold():
+    from policy_ner.evaluate.cv import assign_folds
+    from policy_ner.types import Document
+
+    docs = [Document(f"d{i}", f"文本{i % 4}" * (i + 1) if i >= 4 else f"文本{i}") for i in range(8)]
+    docs += [Document("twin-of-d1", docs[1].text)]
+    for fold in assign_folds(docs, 3):
+        test_ids = {d.doc_id for d in fold.test}
+        assert ("d1" in test_ids) == ("twin-of-d1" in test_ids)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: {**t, "annotations": {"result": t["annotations"][0]["result"]}}, "annotations must be a list"),
+        (lambda t: {**t, "annotations": [{**t["annotations"][0], "result": ["ORG 0:3"]}]}, "result #0 is a str"),
+        (lambda t: {**t, "annotations": [{**t["annotations"][0], "result": {"a": 1}}]}, "result must be a list"),
+    ],
+)
+def test_malformed_annotations_are_issues_naming_the_task(tmp_path, change, message):
+    from conftest import corpus_tasks, write_json
+    from policy_ner.labelstudio.exports import read_exports
+
+    task = corpus_tasks()[0]
+    reading = read_exports(
+        [write_json(tmp_path / "e.json", [change(task)])], ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"]
+    )
+    with pytest.raises(ValueError, match="1 annotation problem"):
+        reading.raise_for_issues()
+    assert f"task {task['id']} (doc {task['data']['doc_id']})" in str(reading.issues[0])
+    assert message in str(reading.issues[0])
+
+
+def test_one_task_id_with_two_doc_ids_in_one_file_is_an_issue(tmp_path):
+    from conftest import corpus_tasks, write_json
+    from policy_ner.labelstudio.exports import read_exports
+
+    first, second = corpus_tasks()[:2]
+    reading = read_exports(
+        [write_json(tmp_path / "e.json", [first, {**second, "id": first["id"]}])],
+        ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"],
+    )
+    assert len(reading.issues) == 1
+    assert f"task id also used for doc {first['data']['doc_id']}" in str(reading.issues[0])

@@ -47,7 +47,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def atomic_write_json(path: str | Path, value: Any) -> Path:
-    return atomic_write_text(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    """Strict JSON: a NaN or infinity is an error naming the file, never written as invalid JSON."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not written, {exc}") from None
+    return atomic_write_text(path, text + "\n")
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import markdown
 from ..config import Config
-from ..labelstudio.exports import load_documents, resolve_annotation_files
+from ..labelstudio.exports import identical_text_groups, load_documents, resolve_annotation_files
 from ..scoring import EvaluationResult, PredictedDocument, evaluate
 from ..types import Document
 from .baselines import Tagger, make_baseline
@@ -77,10 +77,13 @@ def assign_folds(
 
 
 def group_documents(documents: Sequence[Document], groups: Mapping[str, str]) -> dict[str, list[Document]]:
-    """Group name -> its documents; an ungrouped document is keyed by its own doc id."""
+    """Group name -> its documents; an ungrouped document is keyed by its own doc id. Documents with
+    identical texts join the group of the first of them (`identical_text_groups`), whatever `groups` says."""
+    representative = identical_text_groups(documents)
     units: dict[str, list[Document]] = {}
     for doc in documents:
-        units.setdefault(groups.get(doc.doc_id, doc.doc_id), []).append(doc)
+        first = representative[doc.doc_id]
+        units.setdefault(groups.get(first, first), []).append(doc)
     return units
 
 

@@ -59,6 +59,9 @@ class ExportReading:
     """`file#task` of tasks with no usable (non-cancelled) annotation: not gold, so not used."""
     overridden: list[str] = field(default_factory=list)
     """Doc ids present in several files; the later file's annotation is the one kept."""
+    identical_texts: list[list[str]] = field(default_factory=list)
+    """Doc ids of documents sharing one text (each list sorted, two or more ids): kept, but one copy in
+    training and another in dev would score the model on what it learnt."""
 
     def raise_for_issues(self) -> None:
         if self.issues:
@@ -82,7 +85,28 @@ def read_exports(
                 reading.overridden.append(f"{doc.doc_id}: {by_id[doc.doc_id].source} -> {doc.source}")
             by_id[doc.doc_id] = doc
     reading.documents = list(by_id.values())
+    reading.identical_texts = [sorted(ids) for ids in _ids_by_text(reading.documents).values() if len(ids) > 1]
     return reading
+
+
+def _ids_by_text(documents: Iterable[Document]) -> dict[str, list[str]]:
+    by_text: dict[str, list[str]] = {}
+    for doc in documents:
+        by_text.setdefault(doc.text, []).append(doc.doc_id)
+    return by_text
+
+
+def identical_text_groups(documents: Iterable[Document]) -> dict[str, str]:
+    """Doc id -> the smallest doc id with the same text (itself when its text is unique), so that
+    splits and folds keep identical texts together."""
+    return {doc_id: min(ids) for ids in _ids_by_text(documents).values() for doc_id in ids}
+
+
+def describe_identical_texts(groups: list[list[str]], shown: int = 5) -> str:
+    listed = "; ".join(", ".join(ids) for ids in groups[:shown])
+    more = f"; and {len(groups) - shown} more" if len(groups) > shown else ""
+    copies = sum(len(ids) for ids in groups)
+    return f"{copies} documents share {len(groups)} text(s), kept in one split each: {listed}{more}"
 
 
 def load_documents(
@@ -115,12 +139,20 @@ def read_tasks(
     in every issue."""
     labels, edges = frozenset(labels), frozenset(edge_punctuation)
     reading = ExportReading()
-    if isinstance(tasks, dict):  # a single task, as the API returns it
+    if isinstance(tasks, dict) and "data" in tasks:  # a single task, as the API returns it
         tasks = [tasks]
     if not isinstance(tasks, list):
-        reading.issues.append(AnnotationIssue(file, "-", "-", "expected a JSON list of tasks"))
+        found = (
+            f"an object with keys {', '.join(map(repr, list(tasks)[:5]))}"
+            if isinstance(tasks, dict)
+            else type(tasks).__name__
+        )
+        reading.issues.append(
+            AnnotationIssue(file, "-", "-", f"expected a JSON list of tasks (a Label Studio export), found {found}")
+        )
         return reading
     seen_ids: dict[str, Any] = {}
+    seen_tasks: dict[Any, str] = {}
     for index, task in enumerate(tasks):
         task_id = task.get("id", f"#{index}") if isinstance(task, dict) else f"#{index}"
         if not isinstance(task, dict):
@@ -128,6 +160,15 @@ def read_tasks(
             continue
         doc, issues = parse_task(task, labels, file, edges)
         reading.issues += issues
+        if "id" in task and doc is not None:
+            if task_id in seen_tasks and seen_tasks[task_id] != doc.doc_id:
+                reading.issues.append(
+                    AnnotationIssue(
+                        file, task_id, doc.doc_id, f"task id also used for doc {seen_tasks[task_id]} in the same file"
+                    )
+                )
+                continue
+            seen_tasks.setdefault(task_id, doc.doc_id)
         if doc is None:
             if not issues:
                 reading.unannotated_tasks.append(f"{file}#task={task_id}")
@@ -160,15 +201,26 @@ def parse_task(
     def issue(message: str, span: str = "") -> AnnotationIssue:
         return AnnotationIssue(file, task_id, doc_id, message, span)
 
-    annotation = choose_annotation(task.get("annotations") or [])
+    annotations = task.get("annotations") or []
+    if not isinstance(annotations, list):
+        return None, [issue(f"annotations must be a list of annotation objects, found {type(annotations).__name__}")]
+    annotation = choose_annotation(annotations)
     if annotation is None:
         return None, []
+    results = annotation.get("result") or []
+    if not isinstance(results, list):
+        return None, [
+            issue(f"annotation {annotation.get('id')}: result must be a list, found {type(results).__name__}")
+        ]
     if not isinstance(text, str):
         return None, [issue("task has no data.text string")]
     if not text.strip():
         return None, [issue("task text is empty")]
     spans, issues = [], []
-    for result in annotation.get("result") or []:
+    for position, result in enumerate(results):
+        if not isinstance(result, dict):
+            issues.append(issue(f"result #{position} is a {type(result).__name__}, not an object", repr(result)[:80]))
+            continue
         if result.get("type") != "labels":
             continue  # relations, choices, text areas: not entity spans
         span, problem = _parse_result(result, text, labels)

@@ -18,6 +18,10 @@ from ..model.encoding import IGNORE_INDEX
 from .dataset import collate, count_windows, training_windows, window_columns
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite; the run stops before anything is saved."""
+
+
 @dataclass(frozen=True)
 class EpochRecord:
     epoch: int
@@ -88,6 +92,11 @@ def fit(
         record = EpochRecord(
             epoch, round(float(np.mean(losses)), 5), round(time.perf_counter() - started, 2), scheduler.get_last_lr()[0]
         )
+        if not math.isfinite(record.loss):
+            raise TrainingDiverged(
+                f"training loss is {record.loss} in epoch {epoch} over {len(losses)} batch(es); nothing was saved "
+                "(lower train.learning_rate, or check that the training documents hold spans)"
+            )
         history.append(record)
         log(f"epoch {epoch}/{t.epochs}  loss {record.loss:.4f}  {record.seconds:.1f}s")
         if averaged is not None and epoch > t.epochs - t.average_last:

@@ -22,7 +22,12 @@ import yaml
 from ..config import Config, DataConfig
 from ..features.channels import Featurizer
 from ..files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
-from ..labelstudio.exports import load_documents, resolve_annotation_files
+from ..labelstudio.exports import (
+    describe_identical_texts,
+    identical_text_groups,
+    read_exports,
+    resolve_annotation_files,
+)
 from ..model.network import crf_parameters, is_scratch, load_base_tokenizer, new_model
 from ..model.predictor import Predictor, predict_documents, set_threads
 from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, reserved_version
@@ -42,21 +47,43 @@ class DataSplit:
 
 def split_documents(documents: Sequence[Document], data: DataConfig) -> DataSplit:
     """Deterministic split by document: explicit `dev_documents`, else the `dev_fraction` of
-    documents whose salted doc-id hash sorts first. Independent of file and task order."""
+    documents whose salted doc-id hash sorts first. Independent of file and task order. Documents
+    with identical texts always land in one split (`identical_text_groups`): a dev copy of a training
+    text would score the model on what it learnt."""
+    representative = identical_text_groups(documents)
     if data.dev_documents:
         unknown = sorted(set(data.dev_documents) - {d.doc_id for d in documents})
         if unknown:
             raise ValueError(f"data.dev_documents names unknown doc ids: {', '.join(unknown)}")
-        dev_ids = set(data.dev_documents)
+        chosen = set(data.dev_documents)
     else:
         n_dev = math.ceil(len(documents) * data.dev_fraction) if data.dev_fraction else 0
         if len(documents) > 1:
             n_dev = min(n_dev, len(documents) - 1)
-        ranked = sorted(documents, key=lambda d: hashlib.sha256(f"{data.split_seed}:{d.doc_id}".encode()).hexdigest())
-        dev_ids = {d.doc_id for d in ranked[:n_dev]}
+
+        def rank(doc: Document) -> tuple[str, str]:
+            return hashlib.sha256(f"{data.split_seed}:{representative[doc.doc_id]}".encode()).hexdigest(), doc.doc_id
+
+        chosen = {d.doc_id for d in sorted(documents, key=rank)[:n_dev]}
+    dev_groups = {representative[doc_id] for doc_id in chosen}
+    dev_ids = {d.doc_id for d in documents if representative[d.doc_id] in dev_groups}
     return DataSplit(
         train=[d for d in documents if d.doc_id not in dev_ids], dev=[d for d in documents if d.doc_id in dev_ids]
     )
+
+
+def check_trainable(split: DataSplit, files: Sequence[Path]) -> None:
+    """Training needs documents to learn from; an empty or all-dev split would train on nothing."""
+    named = ", ".join(map(str, files))
+    if not split.train and not split.dev:
+        raise ValueError(f"no annotated documents in {named}: nothing to train on")
+    if not split.train:
+        raise ValueError(
+            f"no training documents: all {len(split.dev)} annotated document(s) in {named} are in dev; "
+            "annotate more documents, or set data.dev_fraction: 0 (no dev score) or data.dev_documents"
+        )
+    if not any(d.spans for d in split.train):
+        raise ValueError(f"the {len(split.train)} training document(s) in {named} hold no spans: nothing to learn")
 
 
 @dataclass
@@ -157,12 +184,17 @@ def _train(
 ) -> TrainingResult:
     threads = set_threads(config.train.threads)
     annotation_files = resolve_annotation_files(config.data.annotations, root)
-    documents = load_documents(annotation_files, config.labels, config.data.edge_punctuation)
+    reading = read_exports(annotation_files, config.labels, config.data.edge_punctuation)
+    reading.raise_for_issues()
+    documents = reading.documents
     split = split_documents(documents, config.data)
+    check_trainable(split, annotation_files)
     log(
         f"{len(documents)} documents from {len(annotation_files)} file(s): "
         f"{len(split.train)} train, {len(split.dev)} dev; {threads} threads"
     )
+    if reading.identical_texts:
+        log(f"warning: {describe_identical_texts(reading.identical_texts)}")
 
     vocab_texts, vocab_files = vocabulary_texts(config, documents, root)
     fitted = fit_model(config, split.train, vocab_texts, log=log, cache_dir=default_cache_dir())
