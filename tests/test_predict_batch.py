@@ -57,6 +57,10 @@ def records_by_id(path) -> dict[str, dict]:
 
 # --- decoding ---------------------------------------------------------------------------------
 
+BIG5_TEXT = (
+    "為支持臺灣同胞在大陸創業就業，對符合條件的臺資企業給予最高300萬元補貼。臺灣青年來廈門實習，每人每月補助2000元。"
+)
+
 
 @pytest.mark.parametrize(
     "data, text, encoding",
@@ -65,6 +69,8 @@ def records_by_id(path) -> dict[str, dict]:
         (codecs.BOM_UTF8 + "对台资企业\r\n补贴。".encode(), "对台资企业\r\n补贴。", "utf-8-sig"),
         ("对台资企业给予最高300万元补贴。".encode("gbk"), "对台资企业给予最高300万元补贴。", "gb18030"),
         ("扶持𠮷企业。".encode("gb18030"), "扶持𠮷企业。", "gb18030"),  # four-byte GB18030, beyond GBK
+        (BIG5_TEXT.encode("big5"), BIG5_TEXT, "big5"),  # which GB18030 decodes too, as other characters
+        ("對臺資企業給予補貼".encode("big5"), "對臺資企業給予補貼", "big5"),
     ],
 )
 def test_text_is_decoded_unmodified_and_its_encoding_named(data, text, encoding):
@@ -76,7 +82,16 @@ def test_text_is_decoded_unmodified_and_its_encoding_named(data, text, encoding)
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file (NUL bytes)"),
         (b"abc\x01\x02\x03\x04def" * 3, "binary file (12 control characters)"),
-        (b"\x80\x80 caf\xff", "undecodable: not UTF-8 (byte 0x80 at offset 0); not GB18030 (byte 0x80 at offset 0)"),
+        (
+            b"\x80\x80 caf\xff",
+            "undecodable: not UTF-8 (byte 0x80 at offset 0); not GB18030 (byte 0x80 at offset 0); "
+            "not BIG5 (byte 0x80 at offset 0)",
+        ),
+        (
+            "台胞補貼".encode("gb18030"),
+            "ambiguous encoding: not UTF-8 (byte 0xb0 at offset 2), and it reads equally well as GB18030 and as "
+            "Big5; convert it to UTF-8",
+        ),
         ("补贴".encode("utf-16"), "UTF-16 text is not supported; convert it to UTF-8"),
         (b"", "empty"),
         (codecs.BOM_UTF8, "empty"),
@@ -101,13 +116,16 @@ def test_folder_recursive_with_glob_in_every_encoding(tiny_model, documents, pre
     (folder / "nested" / f"{b}.txt").write_bytes(codecs.BOM_UTF8 + crlf_text.encode("utf-8"))
     (folder / "nested" / "deeper" / f"{c}.txt").write_bytes(documents[c].text.encode("gb18030"))
     (folder / "nested" / "notes.md").write_text("不是文档", encoding="utf-8")
+    (folder / "taiwan.txt").write_bytes(BIG5_TEXT.encode("big5"))
 
     output = tmp_path / "all.jsonl"
     code, out, _ = run(capsys, tiny_model, folder, "--output", output)
     assert code == 0
-    assert "3 documents" in out and "encodings: gb18030 1, utf-8 1, utf-8-sig 1" in out
+    assert "4 documents" in out and "encodings: big5 1, gb18030 1, utf-8 1, utf-8-sig 1" in out
     records = records_by_id(output)
-    assert list(records) == [a, b, c]  # sorted paths: a.txt, nested/b.txt, nested/deeper/c.txt
+    assert list(records) == [a, b, c, "taiwan"]  # sorted paths: a.txt, nested/b.txt, nested/deeper/c.txt, taiwan.txt
+    assert records["taiwan"]["text"] == BIG5_TEXT and records["taiwan"]["encoding"] == "big5"
+    assert spans(records["taiwan"]["entities"]) == spans(predictor.predict_one(BIG5_TEXT))
     assert records[b]["text"] == crlf_text  # BOM dropped, CRLF kept: offsets index the text as decoded
     assert records[c]["text"] == documents[c].text
     assert [records[d]["encoding"] for d in (a, b, c)] == ["utf-8", "utf-8-sig", "gb18030"]
@@ -121,7 +139,7 @@ def test_folder_recursive_with_glob_in_every_encoding(tiny_model, documents, pre
 
     top_only = tmp_path / "top.jsonl"
     assert run(capsys, tiny_model, folder, "--glob", "*.txt", "--output", top_only)[0] == 0
-    assert list(records_by_id(top_only)) == [a]
+    assert list(records_by_id(top_only)) == [a, "taiwan"]
 
 
 def test_jsonl_with_configured_fields_and_standard_input(

@@ -1,8 +1,8 @@
 """Documents in, one at a time: `.txt` files, folders of them (recursive, with a glob), JSONL files (one
 document per line, text and id fields configurable) and standard input.
 
-Bytes are decoded as UTF-8 (with or without BOM), else GB18030 (a superset of GBK and GB2312), and the
-encoding is reported per document. The decoded text is never modified (no newline translation, no
+Bytes are decoded as UTF-8 (with or without BOM), else GB18030 (a superset of GBK and GB2312) or Big5,
+whichever reads as text (an even case is refused), and the encoding is reported per document. The decoded text is never modified (no newline translation, no
 trimming), so offsets index it exactly. A bad input (binary, undecodable, empty, a malformed JSONL
 line) becomes a `Skipped` naming its source.
 """
@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import charset_normalizer
+
 DEFAULT_GLOB = "**/*.txt"
+LEGACY_ENCODINGS = ("gb18030", "big5")
+"""Tried, in this order, on documents that are not UTF-8 (`legacy_chinese`)."""
 EXIT_SKIPPED = 3
 """Exit status of a run that finished but skipped some inputs."""
 INPUT_FORMATS = ("auto", "text", "jsonl")
@@ -36,7 +40,7 @@ class InputDocument:
     source: str
     """The file, `file:line` for JSONL, or `<stdin>`."""
     encoding: str
-    """`utf-8`, `utf-8-sig` (UTF-8 with BOM) or `gb18030`."""
+    """`utf-8`, `utf-8-sig` (UTF-8 with BOM), `gb18030` or `big5`."""
     size: int
     """Bytes read for it (for progress)."""
 
@@ -60,30 +64,59 @@ class BadInput(ValueError):
 
 def decode_text(data: bytes) -> tuple[str, str]:
     """(text, encoding) of a document's bytes: UTF-8 (a leading BOM is dropped: `utf-8-sig`), else
-    GB18030. Raises `BadInput` for binary data, UTF-16, bytes neither encoding decodes, and texts
-    that are empty or only whitespace."""
+    GB18030 or Big5 (`legacy_chinese`). Raises `BadInput` for binary data, UTF-16, bytes no encoding
+    decodes plausibly, and texts that are empty or only whitespace."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise BadInput("UTF-16 text is not supported; convert it to UTF-8")
     if b"\x00" in data:
         raise BadInput("binary file (NUL bytes)")
     if data.startswith(codecs.BOM_UTF8):
-        candidates = [("utf-8-sig", data[len(codecs.BOM_UTF8) :])]
+        text, encoding = _decode(data[len(codecs.BOM_UTF8) :], "utf-8"), "utf-8-sig"
     else:
-        candidates = [("utf-8", data), ("gb18030", data)]
-    failures = []
-    for encoding, payload in candidates:
         try:
-            text = payload.decode("utf-8" if encoding == "utf-8-sig" else encoding)
+            text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError as exc:
-            failures.append(f"not {encoding.upper()} (byte 0x{payload[exc.start]:02x} at offset {exc.start})")
-            continue
-        controls = len(_CONTROL.findall(text))
-        if controls > CONTROL_SHARE * len(text):
-            raise BadInput(f"binary file ({controls} control characters)")
-        if not text.strip():
-            raise BadInput("empty" if not text else "empty (whitespace only)")
-        return text, encoding
-    raise BadInput("undecodable: " + "; ".join(failures))
+            text, encoding = legacy_chinese(data, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})")
+    controls = len(_CONTROL.findall(text))
+    if controls > CONTROL_SHARE * len(text):
+        raise BadInput(f"binary file ({controls} control characters)")
+    if not text.strip():
+        raise BadInput("empty" if not text else "empty (whitespace only)")
+    return text, encoding
+
+
+def _decode(data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise BadInput(
+            f"undecodable: not {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+def legacy_chinese(data: bytes, utf8_failure: str) -> tuple[str, str]:
+    """Bytes that are not UTF-8, read as GB18030 (mainland) or Big5 (Taiwan, Hong Kong). GB18030 decodes
+    nearly any byte string, Big5 text included (as garbage), so when both decode, charset-normalizer's
+    measure of how readable each result is decides; a tie is refused rather than guessed."""
+    decoded, failures = {}, [utf8_failure]
+    for encoding in LEGACY_ENCODINGS:
+        try:
+            decoded[encoding] = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            failures.append(f"not {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start})")
+    if len(decoded) <= 1:
+        if not decoded:
+            raise BadInput("undecodable: " + "; ".join(failures))
+        return next((text, encoding) for encoding, text in decoded.items())
+    matches = list(charset_normalizer.from_bytes(data, cp_isolation=list(decoded)))
+    if not matches:
+        raise BadInput(f"undecodable: {utf8_failure}; neither GB18030 nor Big5 gives readable text")
+    if len(matches) > 1 and (matches[0].chaos, matches[0].coherence) == (matches[1].chaos, matches[1].coherence):
+        raise BadInput(
+            f"ambiguous encoding: {utf8_failure}, and it reads equally well as GB18030 and as Big5; convert it to UTF-8"
+        )
+    encoding = matches[0].encoding
+    return decoded[encoding], encoding
 
 
 # --- inputs -----------------------------------------------------------------------------------
