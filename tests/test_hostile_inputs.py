@@ -223,3 +223,18 @@ def test_one_task_id_with_two_doc_ids_in_one_file_is_an_issue(tmp_path):
     )
     assert len(reading.issues) == 1
     assert f"task id also used for doc {first['data']['doc_id']}" in str(reading.issues[0])
+
+
+# --- case 10: a GBK export ----------------------------------------------------------------------
+
+
+def test_an_export_in_another_encoding_is_named_as_not_utf8_with_the_encoding_it_looks_like(tmp_path):
+    from conftest import corpus_tasks
+    from policy_ner.labelstudio.exports import read_exports
+
+    export = tmp_path / "gbk.json"
+    export.write_bytes(json.dumps(corpus_tasks()[:3], ensure_ascii=False).encode("gbk"))
+    (issue,) = read_exports([export], ["ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT"]).issues
+    assert str(issue).startswith(f"{export}: task - (doc -): not UTF-8 (byte 0x")
+    assert "it looks like GB18030: Label Studio exports are UTF-8" in str(issue)
+    assert "iconv -f gb18030 -t UTF-8" in str(issue) and "not a JSON file" not in str(issue)

@@ -40,7 +40,9 @@ from policy_ner.labelstudio.sync import (
     API_KEY_ENV,
     DocumentChange,
     ExistingTask,
+    LabelStudioError,
     PushConflict,
+    connect,
     diff_documents,
     import_order,
     plan_push,
@@ -580,3 +582,17 @@ def test_make_labelstudio_serves_on_loopback_and_takes_its_server_down(label_stu
         assert process.wait(30) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@pytest.mark.labelstudio
+def test_a_title_label_studio_would_refuse_is_refused_before_any_request(ls, capsys, docs_folder, tiny_project):
+    config = tiny_project / "configs" / "tiny.yaml"
+    code, _, err = run(ls, capsys, "ls", "push", str(docs_folder), *server_args(ls, "ab", config))
+    assert code == 1
+    assert "project title 'ab' has 2 characters; Label Studio needs 3 to 50" in err
+    assert not [p for p in client_for(ls).projects.list() if p.title == "ab"]
+    # what the server itself says of such a title reads as a sentence, not as its raw JSON body
+    with pytest.raises(LabelStudioError) as refused, connect(ls.url, ls.api_key) as client:
+        client.projects.create(title="ab")
+    assert "answered HTTP 400: title: Ensure this field has at least 3 characters." in str(refused.value)
+    assert "{" not in str(refused.value)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import charset_normalizer
+
 from ..config import DEFAULT_EDGE_PUNCTUATION
 from ..types import Document, Span
 
@@ -122,14 +124,30 @@ def _read_export(path: Path, labels: frozenset[str], edge_punctuation: frozenset
     reading = ExportReading()
     file = str(path)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         reading.issues.append(AnnotationIssue(file, "-", "-", "file not found"))
         return reading
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    try:
+        tasks = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        reading.issues.append(AnnotationIssue(file, "-", "-", not_utf8_message(data, exc)))
+        return reading
+    except json.JSONDecodeError as exc:
         reading.issues.append(AnnotationIssue(file, "-", "-", f"not a JSON file: {exc}"))
         return reading
     return read_tasks(tasks, labels, file, edge_punctuation)
+
+
+def not_utf8_message(data: bytes, error: UnicodeDecodeError) -> str:
+    """Why bytes that should be a UTF-8 export are not, with the encoding they look like."""
+    best = charset_normalizer.from_bytes(data).best()
+    looks = f"; it looks like {best.encoding.upper()}" if best is not None else ""
+    source = best.encoding if best is not None else "<encoding>"
+    return (
+        f"not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}){looks}: Label Studio exports "
+        f"are UTF-8, so export it again or convert it (iconv -f {source} -t UTF-8)"
+    )
 
 
 def read_tasks(

@@ -100,13 +100,39 @@ def connect(url: str, api_key: str) -> Iterator[LabelStudio]:
                 f"Label Studio at {url} refused the API key (HTTP {exc.status_code}): check {API_KEY_ENV} or --api-key"
             )
         else:
-            message = f"Label Studio at {url} answered HTTP {exc.status_code}: {exc.body}"
+            message = f"Label Studio at {url} answered HTTP {exc.status_code}: {describe_error_body(exc.body)}"
         raise LabelStudioError(redact(message, api_key)) from None
     except httpx.HTTPError as exc:
         raise LabelStudioError(redact(f"cannot reach Label Studio at {url}: {exc}", api_key)) from None
 
 
+def describe_error_body(body: Any) -> str:
+    """A server error's body as a sentence: its validation errors field by field, else its detail."""
+    if isinstance(body, dict):
+        errors = body.get("validation_errors")
+        if isinstance(errors, dict) and errors:
+            return "; ".join(
+                f"{name}: {' '.join(map(str, problems)) if isinstance(problems, list) else problems}"
+                for name, problems in errors.items()
+            )
+        if body.get("detail"):
+            return str(body["detail"])
+    return str(body)
+
+
 # --- projects ----------------------------------------------------------------------------------------
+
+PROJECT_TITLE_LENGTH = (3, 50)
+"""Label Studio's bounds on a project title (`PROJECT_TITLE_MIN_LEN`, `PROJECT_TITLE_MAX_LEN`)."""
+
+
+def check_project_title(title: str) -> str:
+    shortest, longest = PROJECT_TITLE_LENGTH
+    if not shortest <= len(title) <= longest:
+        raise ValueError(
+            f"project title {title!r} has {len(title)} characters; Label Studio needs {shortest} to {longest}"
+        )
+    return title
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,7 @@ def find_project(client: LabelStudio, title: str) -> ProjectRef | None:
 def ensure_project(client: LabelStudio, title: str, labels: Sequence[str]) -> ProjectRef:
     """The project titled `title`, created with our labelling config when missing. An existing one
     must label `data.text` with exactly `labels`, or its annotations could not be read back."""
+    check_project_title(title)
     project = find_project(client, title)
     if project is None:
         created = client.projects.create(title=title, label_config=labeling_config(labels))
@@ -287,6 +314,7 @@ def push(
             f"the model {predictor.version} predicts {', '.join(predictor.labels)} but the label set "
             f"is {', '.join(labels)}"
         )
+    check_project_title(project)
     plan_push(documents, {}, None)  # refuse bad input before creating anything on the server
     version = predictor.version if predictor is not None else None
     with connect(url, api_key) as client:
