@@ -596,3 +596,34 @@ def test_a_title_label_studio_would_refuse_is_refused_before_any_request(ls, cap
         client.projects.create(title="ab")
     assert "answered HTTP 400: title: Ensure this field has at least 3 characters." in str(refused.value)
     assert "{" not in str(refused.value)
+
+
+@pytest.mark.slow
+@pytest.mark.labelstudio
+def test_pull_never_replaces_an_export_unasked_and_diffs_against_what_it_replaces(
+    ls, capsys, tiny_project, gold, docs_folder, tmp_path
+):
+    config = tiny_project / "configs" / "tiny.yaml"
+    delivery = tmp_path / "annotations" / "corpus-v1.json"
+    delivery.parent.mkdir()
+    delivery.write_bytes((tiny_project / "annotations" / "tiny.json").read_bytes())  # 5 annotated documents
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "023_gwr_shanxi.txt").write_text(gold["023_gwr_shanxi"].text, encoding="utf-8")
+    assert run(ls, capsys, "ls", "push", *server_args(ls, "one task", config), str(one))[0] == 0
+    client = client_for(ls)
+    _, (task,) = project_tasks(client, "one task")
+    annotate(client, task.id, gold["023_gwr_shanxi"])
+
+    before = delivery.read_bytes()
+    code, _, err = run(ls, capsys, "ls", "pull", *server_args(ls, "one task", config), "--output", str(delivery))
+    assert code == 1 and delivery.read_bytes() == before
+    assert f"{delivery} already exists; pull into {delivery.with_name('corpus-v2.json')}, or pass --overwrite" in err
+
+    code, out, err = run(
+        ls, capsys, "ls", "pull", *server_args(ls, "one task", config), "--output", str(delivery), "--overwrite"
+    )
+    assert code == 0, err
+    assert f"changes against {delivery}: 0 new, 0 changed, 4 removed, 1 unchanged document(s)" in out
+    assert f"replaced {delivery} (it held 5 annotated document(s))" in out
+    assert [d.doc_id for d in load_documents([delivery], LABELS)] == ["023_gwr_shanxi"]

@@ -61,7 +61,11 @@ def register(commands) -> None:
         "--previous",
         type=Path,
         metavar="EXPORT.json",
-        help="version to diff against (default: the highest NAME-vM.json below N beside OUTPUT)",
+        help="version to diff against (default: OUTPUT itself with --overwrite, else the highest NAME-vM.json "
+        "below N beside OUTPUT)",
+    )
+    pull_cmd.add_argument(
+        "--overwrite", action="store_true", help="replace an existing OUTPUT (default: refuse, naming the next version)"
     )
     pull_cmd.set_defaults(handler=cmd_pull)
 
@@ -99,7 +103,16 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
-    labels = load_config(args.config).labels
-    result = pull(args.url, resolve_api_key(args.api_key), args.project, args.output, labels, previous=args.previous)
+    config = load_config(args.config)
+    result = pull(
+        args.url,
+        resolve_api_key(args.api_key),
+        args.project,
+        args.output,
+        config.labels,
+        previous=args.previous,
+        overwrite=args.overwrite,
+        edge_punctuation=config.data.edge_punctuation,
+    )
     print("\n".join(format_pull(result)))
     return 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..files import atomic_write_json
 from ..types import Document, Entity, Span
-from .exports import AnnotationError, AnnotationIssue, load_documents, read_tasks
+from .exports import BOUNDARY_PUNCTUATION, AnnotationError, AnnotationIssue, load_documents, read_tasks
 from .formats import FROM_NAME, TO_NAME, labeling_config, labels_tags, predicted_task, prediction
 
 if TYPE_CHECKING:
@@ -532,6 +532,29 @@ class PullResult:
     diff: ExportDiff
 
 
+def next_version(output: str | Path) -> Path | None:
+    """For `<name>-vN.json`, the first `<name>-vM.json` (M > N) that does not exist yet."""
+    output = Path(output)
+    match = _VERSIONED.match(output.name)
+    if not match:
+        return None
+    number = int(match["number"]) + 1
+    while (candidate := output.with_name(f"{match['name']}-v{number}.json")).exists():
+        number += 1
+    return candidate
+
+
+def refuse_existing_output(output: Path) -> None:
+    """An export already at `output` is a delivery someone may train on: never replaced unasked."""
+    if not output.exists():
+        return
+    suggestion = next_version(output)
+    instead = f"pull into {suggestion}, or " if suggestion else "choose another --output, or "
+    raise FileExistsError(
+        f"{output} already exists; {instead}pass --overwrite to replace it (the summary then shows what changes)"
+    )
+
+
 def pull(
     url: str,
     api_key: str,
@@ -540,22 +563,30 @@ def pull(
     labels: Sequence[str],
     *,
     previous: str | Path | None = None,
+    overwrite: bool = False,
+    edge_punctuation: Iterable[str] = BOUNDARY_PUNCTUATION,
     timeout: float = 300,
 ) -> PullResult:
     """Snapshot-export the project (predictions in full, not as ids), validate every task, write the
-    export to `output` atomically and diff it against `previous` (default: `previous_version(output)`).
+    export to `output` atomically and diff it against `previous` (default: the file replaced when
+    `overwrite`, else `previous_version(output)`). An existing `output` is an error unless `overwrite`.
     An export with any problem raises `ExportRejected` and leaves `output` untouched."""
     output = Path(output)
-    previous = Path(previous) if previous is not None else previous_version(output)
-    before = load_documents([previous], labels) if previous is not None else []
+    if not overwrite:
+        refuse_existing_output(output)
+    if previous is None:
+        previous = output if output.exists() else previous_version(output)
+    before = load_documents([previous], labels, edge_punctuation) if previous is not None else []
     with connect(url, api_key) as client:
         ref = find_project(client, project)
         if ref is None:
             raise LabelStudioError(f"no project titled {project!r} at {url}")
         tasks = snapshot_export(client, ref.id, timeout)
-    reading = read_tasks(tasks, labels, f"{url.rstrip('/')}/projects/{ref.id}")
+    reading = read_tasks(tasks, labels, f"{url.rstrip('/')}/projects/{ref.id}", edge_punctuation)
     if reading.issues:
         raise ExportRejected(reading.issues, output)
+    if not overwrite:
+        refuse_existing_output(output)  # written by someone else while the export ran
     atomic_write_json(output, tasks)
     return PullResult(
         output,
@@ -563,7 +594,7 @@ def pull(
         len(tasks),
         tuple(reading.documents),
         tuple(reading.unannotated_tasks),
-        previous,
+        Path(previous) if previous is not None else None,
         diff_documents(before, reading.documents),
     )
 
@@ -578,6 +609,10 @@ def format_pull(result: PullResult) -> list[str]:
     if result.unannotated:
         lines.append(f"{len(result.unannotated)} task(s) without a submitted annotation (kept in the file, not gold)")
     lines += format_diff(result.diff, result.previous, {d.doc_id: d.text for d in result.documents})
+    if result.previous == result.output:
+        diff = result.diff
+        held = len(diff.changed) + len(diff.removed) + diff.unchanged
+        return [*lines, f"replaced {result.output} (it held {held} annotated document(s))"]
     return [*lines, f"wrote {result.output}"]
 
 
