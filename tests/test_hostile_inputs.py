@@ -238,3 +238,73 @@ def test_an_export_in_another_encoding_is_named_as_not_utf8_with_the_encoding_it
     assert str(issue).startswith(f"{export}: task - (doc -): not UTF-8 (byte 0x")
     assert "it looks like GB18030: Label Studio exports are UTF-8" in str(issue)
     assert "iconv -f gb18030 -t UTF-8" in str(issue) and "not a JSON file" not in str(issue)
+
+
+# --- case 7: damaged model folders ---------------------------------------------------------------
+
+
+def _damaged_copy(tiny_model, tmp_path, damage, keep_checksums: bool = True):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    if not keep_checksums:  # as a model trained before the card listed its files
+        card = json.loads((model / "model_card.json").read_text(encoding="utf-8"))
+        del card["files"]
+        (model / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
+    damage(model)
+    return model
+
+
+def _random_bytes_inside(model):
+    weights = bytearray((model / "model.safetensors").read_bytes())
+    weights[-4096:-2048] = os.urandom(2048)  # inside the tensors: the header still parses
+    (model / "model.safetensors").write_bytes(bytes(weights))
+
+
+def _truncate(model):
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+
+def _bad_header(model):
+    weights = model / "model.safetensors"
+    weights.write_bytes(b"\xff" * 8 + weights.read_bytes()[8:])
+
+
+def _no_tokenizer(model):
+    (model / "tokenizer.json").unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "keep_checksums", "message"),
+    [
+        (_random_bytes_inside, True, r"model.safetensors: sha256 \w+… differs from the model card's \w+… \(corrupted"),
+        (_truncate, True, r"model.safetensors: \d+ bytes where the model card records \d+ \(truncated or replaced\)"),
+        (_no_tokenizer, True, r"tokenizer.json: missing, but the model card lists it"),
+        (_bad_header, False, r"model: the weights cannot be read \("),
+        (_truncate, False, r"model: the weights cannot be read \("),
+        (_no_tokenizer, False, r"model: no tokenizer \(tokenizer.json or vocab.txt\); the model folder is incomplete"),
+    ],
+)
+def test_a_damaged_model_folder_is_a_clear_error_naming_the_file(
+    tiny_model, tmp_path, capsys, damage, keep_checksums, message
+):
+    from policy_ner.cli import main
+
+    model = _damaged_copy(tiny_model, tmp_path, damage, keep_checksums)
+    source = tmp_path / "in.txt"
+    source.write_text("对台资企业给予最高300万元补贴。", encoding="utf-8")
+    code = main(["predict", str(model), str(source), "--output", str(tmp_path / "out.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 1 and re.search(message, err), err
+    assert "Traceback" not in err and str(model) in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_intact_model_folder_matches_its_card(tiny_model):
+    from policy_ner.model.registry import verify_model_files
+
+    card = json.loads((tiny_model / "model_card.json").read_text(encoding="utf-8"))
+    assert {"model.safetensors", "tokenizer.json", "policy_ner.json", "config.json"} <= set(card["files"])
+    verify_model_files(tiny_model)

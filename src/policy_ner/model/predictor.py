@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoTokenizer
 
 from ..cpu import available_cores
@@ -26,7 +27,7 @@ from ..tags import iob2_transitions, spans_from_tags
 from ..types import Document, Entity
 from .encoding import EncodedText, SpecialTokens, encode_text, frame_window, pad_windows, plan_windows
 from .network import crf_parameters
-from .registry import read_model_settings
+from .registry import ModelFilesError, read_model_settings, verify_model_files
 from .runtimes import RUNTIMES, OnnxRuntime, Runtime, TorchRuntime, onnx_model_path
 
 
@@ -55,6 +56,10 @@ def viterbi_batch(
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
+"""What `AutoTokenizer` reads a saved tokenizer from (fast, or a WordPiece vocabulary)."""
 
 
 class Predictor:
@@ -102,6 +107,11 @@ class Predictor:
         (default MODEL_DIR/onnx) and use `threads` intra-op threads (0: one per available core)."""
         model_dir = Path(model_dir)
         settings = read_model_settings(model_dir)
+        verify_model_files(model_dir)
+        if not any((model_dir / name).is_file() for name in TOKENIZER_FILES):
+            raise ModelFilesError(
+                f"{model_dir}: no tokenizer ({' or '.join(TOKENIZER_FILES)}); the model folder is incomplete"
+            )
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         common = dict(
             batch_size=batch_size,
@@ -109,7 +119,10 @@ class Predictor:
             version=settings.get("version", model_dir.name),
         )
         if runtime == "torch":
-            model = AutoModelForTokenClassification.from_pretrained(model_dir)
+            try:
+                model = AutoModelForTokenClassification.from_pretrained(model_dir)
+            except (OSError, SafetensorError) as exc:
+                raise ModelFilesError(f"{model_dir}: the weights cannot be read ({exc})") from None
             return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common)
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")

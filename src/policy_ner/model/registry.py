@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import markdown
+from ..files import sha256_file
 
 MODEL_CARD_FILE = "model_card.json"
 MODEL_SETTINGS_FILE = "policy_ner.json"
@@ -76,6 +77,39 @@ def read_model_card(model_dir: str | Path) -> dict:
 
 def read_model_settings(model_dir: str | Path) -> dict:
     return read_json_file(model_dir, MODEL_SETTINGS_FILE)
+
+
+class ModelFilesError(ValueError):
+    """A model folder's files are missing, truncated, corrupted or unreadable."""
+
+
+def file_checksums(folder: Path, names: Sequence[str]) -> dict[str, dict]:
+    """`{name: {"bytes", "sha256"}}` of files in `folder`, as the model card records them."""
+    return {name: {"bytes": (folder / name).stat().st_size, "sha256": sha256_file(folder / name)} for name in names}
+
+
+def verify_model_files(model_dir: str | Path) -> None:
+    """Every file the model card lists (`files`: weights, tokenizer, settings) is there with its size
+    and sha256; a model without such a list (trained before it existed) is not checked."""
+    model_dir = Path(model_dir)
+    if not (model_dir / MODEL_CARD_FILE).is_file():
+        return
+    for name, expected in read_model_card(model_dir).get("files", {}).items():
+        path = model_dir / name
+        advice = "copy the model folder again or retrain it"
+        if not path.is_file():
+            raise ModelFilesError(f"{path}: missing, but the model card lists it; {advice}")
+        if path.stat().st_size != expected["bytes"]:
+            raise ModelFilesError(
+                f"{path}: {path.stat().st_size} bytes where the model card records {expected['bytes']} "
+                f"(truncated or replaced); {advice}"
+            )
+        digest = sha256_file(path)
+        if digest != expected["sha256"]:
+            raise ModelFilesError(
+                f"{path}: sha256 {digest[:12]}… differs from the model card's {expected['sha256'][:12]}… "
+                f"(corrupted or replaced); {advice}"
+            )
 
 
 @dataclass(frozen=True)

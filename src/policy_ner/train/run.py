@@ -30,7 +30,7 @@ from ..labelstudio.exports import (
 )
 from ..model.network import crf_parameters, is_scratch, load_base_tokenizer, new_model
 from ..model.predictor import Predictor, predict_documents, set_threads
-from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, reserved_version
+from ..model.registry import MODEL_CARD_FILE, MODEL_SETTINGS_FILE, file_checksums, reserved_version
 from ..scoring import EvaluationResult, evaluate
 from ..types import Document
 from .augment import augment, source_doc_id
@@ -255,6 +255,7 @@ def _train(
         atomic_write_text(
             scratch / "train_config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False)
         )
+        card["files"] = file_checksums(scratch, sorted(p.name for p in scratch.iterdir() if p.is_file()))
         atomic_write_json(scratch / MODEL_CARD_FILE, card)
         atomic_write_text(scratch / "README.md", model_card_markdown(card))
 
