@@ -308,3 +308,45 @@ def test_an_intact_model_folder_matches_its_card(tiny_model):
     card = json.loads((tiny_model / "model_card.json").read_text(encoding="utf-8"))
     assert {"model.safetensors", "tokenizer.json", "policy_ner.json", "config.json"} <= set(card["files"])
     verify_model_files(tiny_model)
+
+
+# --- case 8: predictions without gold -------------------------------------------------------------
+
+
+def test_predictions_for_documents_without_gold_are_reported_not_dropped(
+    tiny_predictions, tiny_project, tmp_path, capsys
+):
+    from policy_ner.cli import main
+
+    extra = {"doc_id": "not-annotated", "text": "对台资企业给予补贴。", "entities": []}
+    predictions = tmp_path / "more.jsonl"
+    predictions.write_text(
+        tiny_predictions.read_text(encoding="utf-8") + json.dumps(extra, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    gold = str(tiny_project / "annotations" / "tiny.json")
+    config = str(tiny_project / "configs" / "tiny.yaml")
+    out_dir = tmp_path / "report"
+    code = main(["evaluate", str(predictions), gold, "--config", config, "--output", str(out_dir), "--samples", "20"])
+    assert code == 0
+    warning = "more: 1 prediction(s) without a gold document, not scored (not-annotated)"
+    assert f"warning: {warning}" in capsys.readouterr().err
+    report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["context"]["predictions_without_gold"] == {"more": ["not-annotated"]}
+    assert warning in (out_dir / "report.md").read_text(encoding="utf-8")
+
+    code = main(
+        [
+            "compare",
+            str(tiny_predictions),
+            str(predictions),
+            "--on",
+            gold,
+            "--config",
+            config,
+            "--output",
+            str(tmp_path / "cmp"),
+            "--samples",
+            "20",
+        ]
+    )
+    assert code == 0 and f"warning: {warning}" in capsys.readouterr().err

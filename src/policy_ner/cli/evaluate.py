@@ -4,10 +4,12 @@ cross-validation of a config against the baselines."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import load_config
 from ..evaluate.comparison import compare_sources, evaluate_source
+from ..evaluate.evaluation import describe_unscored
 from ..evaluate.report import write_comparison, write_evaluation
 from ..scoring import scores_table
 from .common import command, config_option, invocation, log
@@ -121,6 +123,7 @@ def cmd_evaluate(args) -> int:
     )
     if report.bootstrap["note"]:
         print(f"warning: {report.bootstrap['note']}")
+    warn_unscored(report.context)
     print(f"seqeval default-mode micro F1 (diagnostic): {result.default_mode_micro_f1:.3f}")
     print(
         "partial-match (SemEval-2013) F1: "
@@ -158,8 +161,14 @@ def cmd_compare(args) -> int:
         f"\n{len(comparison.documents)} document(s), {len(comparison.disagreements)} entities where the "
         f"versions disagree"
     )
+    warn_unscored(comparison.context)
     print(f"wrote {', '.join(str(p) for p in paths if p.suffix != '.png')}")
     return 0
+
+
+def warn_unscored(context: dict) -> None:
+    if context.get("predictions_without_gold"):
+        print(f"warning: {describe_unscored(context['predictions_without_gold'])}", file=sys.stderr)
 
 
 def cmd_cv(args) -> int:

@@ -69,6 +69,12 @@ def source_predictions(source: SystemSource, gold: Sequence[Document]) -> dict[s
     return predicted_documents(read_predictions(source.path), source.path)
 
 
+def predictions_without_gold(predicted: Mapping[str, PredictedDocument], gold: Sequence[Document]) -> list[str]:
+    """Doc ids a prediction file holds that no gold export has: not scored, so reported, never dropped
+    silently (a split excludes gold documents on purpose; those are not listed)."""
+    return sorted(set(predicted) - {doc.doc_id for doc in gold})
+
+
 def unique_names(names: Sequence[str]) -> list[str]:
     """`names` with repeats made distinct (`v1`, `v1#2`), so every system has its own column."""
     seen: dict[str, int] = {}
@@ -273,7 +279,10 @@ def evaluate_source(
     brings its own label set; a prediction file is scored with `fallback_labels()` (e.g. a config's)."""
     source = open_source(path)
     labels = source.labels or list(fallback_labels())
-    gold = select_documents(load_documents(exports, labels, gold_edge_punctuation([source])), split, [source])
+    every_gold = load_documents(exports, labels, gold_edge_punctuation([source]))
+    gold = select_documents(every_gold, split, [source])
+    predicted = source_predictions(source, gold)
+    unscored = predictions_without_gold(predicted, every_gold)
     context = {
         "model": source.name,
         "source": source.path,
@@ -281,8 +290,9 @@ def evaluate_source(
         "documents": len(gold),
         "base_model": (source.card or {}).get("base_model"),
         "model_card": source.card,
+        "predictions_without_gold": {source.name: unscored} if unscored else {},
     }
-    return build_report(gold, source_predictions(source, gold), labels, samples=samples, seed=seed, context=context)
+    return build_report(gold, predicted, labels, samples=samples, seed=seed, context=context)
 
 
 def compare_sources(
@@ -307,12 +317,15 @@ def compare_sources(
             + "; ".join(f"{s.path}: {', '.join(s.labels)}" for s in sources if s.labels)
         )
     labels = list(label_sets.pop()) if label_sets else list(fallback_labels())
-    gold = select_documents(load_documents(exports, labels, gold_edge_punctuation(sources)), split, sources)
+    every_gold = load_documents(exports, labels, gold_edge_punctuation(sources))
+    gold = select_documents(every_gold, split, sources)
     names = unique_names([s.name for s in sources])
     systems = {name: source_predictions(source, gold) for name, source in zip(names, sources)}
+    unscored = {name: predictions_without_gold(predicted, every_gold) for name, predicted in systems.items()}
     context = {
         "model": " vs ".join(names),
         **run_context(exports, split, command, samples, seed),
         "documents": len(gold),
+        "predictions_without_gold": {name: ids for name, ids in unscored.items() if ids},
     }
     return compare_systems(gold, systems, labels, sources=sources, samples=samples, seed=seed, context=context)

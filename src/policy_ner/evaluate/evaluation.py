@@ -76,3 +76,12 @@ def build_report(
         threshold_curve=metrics.threshold_curve(matches, int(counts[..., 2].sum())),
         context=dict(context or {}),
     )
+
+
+def describe_unscored(unscored: Mapping[str, Sequence[str]], shown: int = 10) -> str:
+    """`name: N prediction(s) without a gold document, not scored (a, b, ...)` per system that has any."""
+    parts = []
+    for name, doc_ids in unscored.items():
+        listed = ", ".join(doc_ids[:shown]) + (", …" if len(doc_ids) > shown else "")
+        parts.append(f"{name}: {len(doc_ids)} prediction(s) without a gold document, not scored ({listed})")
+    return "; ".join(parts)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import markdown
 from ..files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from .evaluation import EvaluationReport
+from .evaluation import EvaluationReport, describe_unscored
 
 # --- neutral report blocks, rendered to Markdown and HTML ----------------------------------------
 
@@ -213,6 +213,8 @@ def _facts(context: dict[str, Any]) -> list[tuple[str, str]]:
             facts.append((key, f"`{context[key]}`" if key == "command" else str(context[key])))
     for item in context.get("gold_files", []):
         facts.append(("gold file", f"{item['path']} (sha256 `{item['sha256']}`)"))
+    if context.get("predictions_without_gold"):
+        facts.append(("not scored", describe_unscored(context["predictions_without_gold"])))
     return facts
 
 
