@@ -350,3 +350,79 @@ def test_predictions_for_documents_without_gold_are_reported_not_dropped(
         ]
     )
     assert code == 0 and f"warning: {warning}" in capsys.readouterr().err
+
+
+# --- case 14: jieba's cache -------------------------------------------------------------------------
+
+
+def test_jieba_keeps_its_dictionary_cache_in_the_users_private_cache_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from policy_ner.features import lexicon
+
+    monkeypatch.setenv("POLICY_NER_CACHE", str(tmp_path / "cache"))
+    lexicon._jieba.cache_clear()
+    shared = os.path.join(tempfile.gettempdir(), "jieba.cache")
+    shared_before = os.stat(shared).st_mtime_ns if os.path.exists(shared) else None
+    try:
+        assert lexicon.word_boundaries("台资企业") == [lexicon.BEGIN, lexicon.END] * 2  # 台资|企业
+        folder = tmp_path / "cache" / "jieba"
+        assert (folder / "jieba.cache").is_file()
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert (os.stat(shared).st_mtime_ns if os.path.exists(shared) else None) == shared_before
+    finally:
+        lexicon._jieba.cache_clear()
+
+
+# --- case 15: what a killed run leaves ----------------------------------------------------------------
+
+_KILLED_WHILE_SAVING = """
+import sys, time
+from pathlib import Path
+from policy_ner.files import atomic_directory
+from policy_ner.model.registry import reserved_version
+
+models = Path(sys.argv[1])
+with reserved_version([models], "v1", "unused"), atomic_directory(models / "v1") as scratch:
+    (scratch / "model.safetensors").write_bytes(b"half")
+    print("saving", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_killed_while_saving_leaves_nothing_that_is_not_reported_and_cleaned(tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    from policy_ner.cli import main
+    from policy_ner.files import partial_folders, remove_stale_partials
+
+    models = tmp_path / "models"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WHILE_SAVING, str(models)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline() == "saving\n"
+        (running,) = partial_folders(models)
+        assert not running.stale and running.owner.endswith(f"-{writer.pid}")
+        assert remove_stale_partials(models) == [] and running.path.is_dir()  # a live writer's folder stays
+        with (
+            pytest.raises(FileExistsError, match="being written by another run"),
+            reserved_version([models], "v1", "x"),
+        ):
+            pass
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+
+    (left,) = partial_folders(models)
+    assert left.stale and not (models / "v1").exists()
+    assert main(["models", "list", "--models-dir", str(models)]) == 0
+    assert f"note: {left.path} was left by a killed run (process {left.owner}); the next train removes it" in (
+        capsys.readouterr().err
+    )
+    with reserved_version([models], "v1", "unused") as name:  # the killed run's reservation is taken over
+        assert name == "v1"
+    assert remove_stale_partials(models) == [left] and not left.path.exists()
+    assert partial_folders(models) == []

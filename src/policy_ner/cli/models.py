@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from ..model.registry import list_models, models_table
+from ..files import partial_folders
+from ..model.registry import describe_partial, list_models, models_table
 from .common import command, group
 
 
@@ -27,4 +29,6 @@ def cmd_list(args) -> int:
         print(f"no model versions in {args.models_dir}")
     else:
         print(models_table(entries))
+    for folder in partial_folders(args.models_dir):
+        print(f"note: {describe_partial(folder)}", file=sys.stderr)
     return 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..files import user_cache_dir
 from .decoding import best_paths
 
 NONE, BEGIN, MIDDLE, END, SINGLE = range(5)
@@ -48,6 +49,7 @@ def _jieba():
 
     jieba.setLogLevel(logging.WARNING)
     instance = jieba.Tokenizer()
+    instance.tmp_dir = str(user_cache_dir("jieba"))  # its default is the shared /tmp/jieba.cache
     instance.initialize()
     return instance
 

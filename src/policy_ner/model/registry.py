@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import markdown
-from ..files import sha256_file
+from ..files import PartialFolder, owner_is_gone, owner_tag, sha256_file
 
 MODEL_CARD_FILE = "model_card.json"
 MODEL_SETTINGS_FILE = "policy_ner.json"
@@ -57,11 +57,9 @@ def reserved_version(folders: Sequence[Path], version: str | None, default: str)
                 raise FileExistsError(f"{taken} already exists; choose another version name")
             continue
         marker = holder / f".{name}.reserved"
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
+        if not _reserve(marker):
             if version:
-                raise FileExistsError(f"version {name} is being written by another run ({marker})") from None
+                raise FileExistsError(f"version {name} is being written by another run ({marker})")
             continue
         try:
             yield name
@@ -69,6 +67,35 @@ def reserved_version(folders: Sequence[Path], version: str | None, default: str)
             marker.unlink(missing_ok=True)
         return
     raise FileExistsError(f"no free version name after {default} in {holder}")
+
+
+def _reserve(marker: Path) -> bool:
+    """Create `marker` exclusively, holding this process's `owner_tag()`; a marker whose writer was
+    killed (its process is gone) is taken over. False when a live run holds it."""
+    for _ in range(2):
+        try:
+            handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = marker.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if not owner_is_gone(owner):
+                return False
+            marker.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "w", encoding="utf-8") as written:
+            written.write(owner_tag())
+        return True
+    return False
+
+
+def describe_partial(folder: PartialFolder) -> str:
+    if folder.stale:
+        return f"{folder.path} was left by a killed run (process {folder.owner}); the next train removes it"
+    if folder.owner is None:
+        return f"{folder.path} is an unfinished folder of unknown origin; remove it once no run is writing it"
+    return f"{folder.path} is being written by a running process ({folder.owner})"
 
 
 def read_model_card(model_dir: str | Path) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -21,13 +20,13 @@ import datasets
 import torch
 
 from ..features.channels import Featurizer
+from ..files import user_cache_dir
 from ..model.encoding import SpecialTokens, encode_text, frame_window, pad_windows, plan_windows, token_labels
 from ..tags import char_tags
 from ..types import Document, Span
 
 EXAMPLES_FORMAT = 1
 """Bumped whenever `training_examples` changes what it writes, so older cache files are not read."""
-CACHE_ENV = "POLICY_NER_CACHE"
 ENCODE_BATCH = 32
 """Documents featurized together (the LAC channel batches sentences across them)."""
 
@@ -48,8 +47,8 @@ datasets.disable_progress_bars()
 
 
 def default_cache_dir() -> Path:
-    """`$POLICY_NER_CACHE`, else `~/.cache/policy-ner`: one per user, never a shared /tmp."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "policy-ner") / "examples"
+    """The training-example cache, one per user (`files.user_cache_dir`)."""
+    return user_cache_dir("examples")
 
 
 def example_features(featurizer: Featurizer) -> datasets.Features:

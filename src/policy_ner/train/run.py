@@ -21,7 +21,7 @@ import yaml
 
 from ..config import Config, DataConfig
 from ..features.channels import Featurizer
-from ..files import atomic_directory, atomic_write_json, atomic_write_text, sha256_file
+from ..files import atomic_directory, atomic_write_json, atomic_write_text, remove_stale_partials, sha256_file
 from ..labelstudio.exports import (
     describe_identical_texts,
     identical_text_groups,
@@ -175,6 +175,9 @@ def train(
     models_dir = Path(models_dir) if models_dir else root / "models"
     runs_dir = Path(runs_dir) if runs_dir else root / "training"
     default = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
+    for folder in (models_dir, runs_dir):
+        for removed in remove_stale_partials(folder):
+            log(f"removed {removed.path}: left unfinished by a killed run (process {removed.owner})")
     with reserved_version([models_dir, runs_dir], version, default) as reserved:
         return _train(config, root, config_path, models_dir, runs_dir, reserved, log)
 
