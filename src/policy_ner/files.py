@@ -59,7 +59,7 @@ def atomic_write_json(path: str | Path, value: Any) -> Path:
 
 
 PARTIAL_SUFFIX = ".partial"
-_OWNER = re.compile(r"\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[^.]+\.partial$")
+_OWNER = re.compile(rf"\.(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)\.[^.]+{re.escape(PARTIAL_SUFFIX)}$")
 
 
 def owner_tag() -> str:

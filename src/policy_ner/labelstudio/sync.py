@@ -314,7 +314,6 @@ def push(
             f"the model {predictor.version} predicts {', '.join(predictor.labels)} but the label set "
             f"is {', '.join(labels)}"
         )
-    check_project_title(project)
     plan_push(documents, {}, None)  # refuse bad input before creating anything on the server
     version = predictor.version if predictor is not None else None
     with connect(url, api_key) as client:

@@ -126,9 +126,10 @@ def verify_model_files(model_dir: str | Path) -> None:
         advice = "copy the model folder again or retrain it"
         if not path.is_file():
             raise ModelFilesError(f"{path}: missing, but the model card lists it; {advice}")
-        if path.stat().st_size != expected["bytes"]:
+        size = path.stat().st_size
+        if size != expected["bytes"]:
             raise ModelFilesError(
-                f"{path}: {path.stat().st_size} bytes where the model card records {expected['bytes']} "
+                f"{path}: {size} bytes where the model card records {expected['bytes']} "
                 f"(truncated or replaced); {advice}"
             )
         digest = sha256_file(path)

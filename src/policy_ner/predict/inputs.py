@@ -76,7 +76,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError as exc:
-            text, encoding = legacy_chinese(data, f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})")
+            text, encoding = legacy_chinese(data, _not_in("utf-8", data, exc))
     controls = len(_CONTROL.findall(text))
     if controls > CONTROL_SHARE * len(text):
         raise BadInput(f"binary file ({controls} control characters)")
@@ -85,13 +85,15 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return text, encoding
 
 
+def _not_in(encoding: str, data: bytes, error: UnicodeDecodeError) -> str:
+    return f"not {encoding.upper()} (byte 0x{data[error.start]:02x} at offset {error.start})"
+
+
 def _decode(data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise BadInput(
-            f"undecodable: not {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
+        raise BadInput(f"undecodable: {_not_in(encoding, data, exc)}") from None
 
 
 def legacy_chinese(data: bytes, utf8_failure: str) -> tuple[str, str]:
@@ -103,11 +105,12 @@ def legacy_chinese(data: bytes, utf8_failure: str) -> tuple[str, str]:
         try:
             decoded[encoding] = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            failures.append(f"not {encoding.upper()} (byte 0x{data[exc.start]:02x} at offset {exc.start})")
-    if len(decoded) <= 1:
-        if not decoded:
-            raise BadInput("undecodable: " + "; ".join(failures))
-        return next((text, encoding) for encoding, text in decoded.items())
+            failures.append(_not_in(encoding, data, exc))
+    if not decoded:
+        raise BadInput("undecodable: " + "; ".join(failures))
+    if len(decoded) == 1:
+        ((encoding, text),) = decoded.items()
+        return text, encoding
     matches = list(charset_normalizer.from_bytes(data, cp_isolation=list(decoded)))
     if not matches:
         raise BadInput(f"undecodable: {utf8_failure}; neither GB18030 nor Big5 gives readable text")
