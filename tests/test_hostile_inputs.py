@@ -87,6 +87,94 @@ def test_a_carriage_return_in_a_doc_id_is_quoted_in_csv(tiny_model, tmp_path):
     assert {row["doc_id"] for row in rows} == {"a\rb"}
 
 
+# --- cases 2 and 6: an output that is an input; which model wrote a file -------------------------
+
+TWO_DOCUMENTS = [
+    {"doc_id": "a", "text": "对台资企业给予最高300万元补贴。"},
+    {"doc_id": "b", "text": "区委台办为台胞提供服务。"},
+]
+
+
+def _jsonl(path, records) -> bytes:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path.read_bytes()
+
+
+def _predict(capsys, *argv) -> tuple[int, str]:
+    from policy_ner.cli import main
+
+    code = main(["predict", *map(str, argv), "--quiet"])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("link", ["same path", "symlink", "hard link"])
+def test_an_output_that_is_one_of_the_inputs_is_refused_and_the_input_kept(tiny_model, tmp_path, capsys, link):
+    source = tmp_path / "same.jsonl"
+    kept = _jsonl(source, TWO_DOCUMENTS)
+    output = {"same path": source, "symlink": tmp_path / "link.jsonl", "hard link": tmp_path / "hard.jsonl"}[link]
+    if link == "symlink":
+        output.symlink_to(source)
+    elif link == "hard link":
+        os.link(source, output)
+    code, err = _predict(capsys, tiny_model, source, "--output", output, "--resume")
+    assert code == 1 and f"{output}: the output is also an input ({source})" in err
+    assert source.read_bytes() == kept
+
+
+def test_an_output_inside_an_input_folder_that_its_glob_reads_is_refused(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text(TWO_DOCUMENTS[0]["text"], encoding="utf-8")
+    output = folder / "predictions.jsonl"
+    assert _predict(capsys, tiny_model, folder, "--output", output)[0] == 0
+    kept = output.read_bytes()
+    code, err = _predict(capsys, tiny_model, folder, "--glob", "*", "--output", output, "--resume")
+    assert code == 1 and "the output is also an input" in err and output.read_bytes() == kept
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+def test_every_output_names_the_model_version_and_resume_refuses_another(tiny_model, tmp_path, capsys, suffix):
+    from policy_ner.model.predictor import Predictor
+    from policy_ner.predict.outputs import OtherModelVersion
+
+    source = tmp_path / "in.jsonl"
+    _jsonl(source, TWO_DOCUMENTS)
+    output = tmp_path / f"out{suffix}"
+    assert _predict(capsys, tiny_model, source, "--output", output)[0] == 0
+    text = output.read_bytes().decode("utf-8-sig")
+    if suffix == ".jsonl":
+        versions = {json.loads(line)["model_version"] for line in text.splitlines()}
+    elif suffix == ".csv":
+        versions = {row["model_version"] for row in csv.DictReader(io.StringIO(text, newline=""))}
+    else:
+        versions = {p["model_version"] for task in json.loads(text) for p in task["predictions"]}
+    assert versions == {"tiny-v1"}
+
+    # The same file resumed by another model: refused, the file as it was.
+    _jsonl(source, [*TWO_DOCUMENTS, {"doc_id": "c", "text": "高校毕业生可申请补贴。"}])
+    kept = output.read_bytes()
+    code, err = _predict(capsys, tiny_model, source, "--output", output, "--resume")
+    assert code == 0 and output.read_bytes() != kept  # same model: resumed
+    kept = output.read_bytes()
+    other = Predictor.from_pretrained(tiny_model)
+    other.version = "tiny-v2"
+    from policy_ner.predict.batch import predict_files
+
+    with pytest.raises(OtherModelVersion, match=r"holds predictions of model version tiny-v1, not of tiny-v2"):
+        predict_files(other, [source], output, resume=True)
+    assert output.read_bytes() == kept
+
+
+def test_resume_refuses_a_file_whose_records_name_no_model_version(tiny_model, tmp_path, capsys):
+    source = tmp_path / "in.jsonl"
+    _jsonl(source, TWO_DOCUMENTS)
+    output = tmp_path / "old.jsonl"
+    kept = _jsonl(output, [{**TWO_DOCUMENTS[0], "entities": []}])  # as written before versions were recorded
+    code, err = _predict(capsys, tiny_model, source, "--output", output, "--resume")
+    assert code == 1 and "holds predictions of model version (none recorded), not of tiny-v1" in err
+    assert output.read_bytes() == kept
+
+
 # --- case 3: training on nothing ----------------------------------------------------------------
 
 

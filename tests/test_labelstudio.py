@@ -411,8 +411,11 @@ def test_pull_refuses_an_invalid_export_and_leaves_the_files_alone(
             span_result("unknown", 2, 4, text[2:4], "PERSON"),
         ],
     )
-    for output in (tmp_path / "invalid-v2.json", v1):
-        code, out, err = run(ls, capsys, "ls", "pull", *server_args(ls, "invalid", config), "--output", str(output))
+    # A new file, and the existing one replaced on purpose: neither is written while the export is invalid.
+    for output, replace in ((tmp_path / "invalid-v2.json", ()), (v1, ("--overwrite",))):
+        code, out, err = run(
+            ls, capsys, "ls", "pull", *server_args(ls, "invalid", config), "--output", str(output), *replace
+        )
         assert code == 1
         where = f"{ls.url}/projects/{project_id}: task {bad} (doc 023_gwr_shanxi)"
         assert (

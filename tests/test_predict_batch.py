@@ -296,7 +296,7 @@ def test_csv_has_one_row_per_entity_and_a_row_for_a_document_without_any(referen
     raw = reference_outputs["csv"].read_bytes()
     assert raw.startswith(codecs.BOM_UTF8)
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert list(rows[0]) == ["doc_id", "label", "start", "end", "text", "score", "source", "encoding"]
+    assert list(rows[0]) == ["doc_id", "label", "start", "end", "text", "score", "source", "encoding", "model_version"]
     for doc_id, record in records.items():
         doc_rows = [r for r in rows if r["doc_id"] == doc_id]
         if not record["entities"]:

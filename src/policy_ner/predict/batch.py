@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from ..features.channels import NATIVE_CHANNELS, Featurizer
-from .inputs import DEFAULT_GLOB, EXIT_SKIPPED, InputDocument, Skipped, plan_inputs, read_documents
+from .inputs import (
+    DEFAULT_GLOB,
+    EXIT_SKIPPED,
+    InputDocument,
+    Skipped,
+    plan_inputs,
+    read_documents,
+    refuse_output_among_inputs,
+)
 from .outputs import PredictionWriter, open_writer, output_format
 
 if TYPE_CHECKING:
@@ -77,11 +85,13 @@ def predict_files(
     `output` (format from `format` or the suffix: .jsonl, .csv, .json for Label Studio).
 
     Bad inputs are skipped and listed in the summary. A doc id met a second time is skipped too (the
-    first one wins), since a prediction file holds each doc id once. With `resume`, documents already
-    in `output` are not predicted again. `progress` (e.g. sys.stderr) gets a progress line. `overlap`
+    first one wins), since a prediction file holds each doc id once. An `output` that is one of the
+    inputs is refused. Every record names the predictor's model version; with `resume`, documents
+    already in `output` are not predicted again, and an `output` of another model version is refused. `progress` (e.g. sys.stderr) gets a progress line. `overlap`
     computes the next batch's features while the network runs on the current one (see `_Stages`; give
     the two stages their cores with `inference.set_threads(overlapped=True)`)."""
     sources = plan_inputs(inputs, glob, input_format)
+    refuse_output_among_inputs(sources, output)
     fmt = output_format(output, format)
     writer, done = open_writer(output, fmt, resume=resume, overwrite=overwrite, model_version=predictor.version)
     summary = BatchSummary(Path(output), fmt)

@@ -176,6 +176,24 @@ def plan_inputs(
     return sources
 
 
+def refuse_output_among_inputs(sources: Sequence[InputSource], output: str | Path) -> None:
+    """An error when `output` is one of the files to read (the same path, or a link to the same file):
+    writing it would change the input while it is read, and `--resume` would cut its last line."""
+    output = Path(output)
+    for source in sources:
+        if source.path is not None and _same_file(source.path, output):
+            raise ValueError(
+                f"{output}: the output is also an input ({source.path}); write the predictions to another file"
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
 def _kind(path: Path, input_format: str) -> str:
     if input_format != "auto":
         return input_format

@@ -25,8 +25,12 @@ from .inputs import InputDocument
 OUTPUT_FORMATS = ("jsonl", "csv", "labelstudio")
 
 
-def prediction_record(doc_id: str, text: str, entities: Sequence[Entity]) -> dict:
-    return {"doc_id": doc_id, "text": text, "entities": [e.to_dict() for e in entities]}
+def prediction_record(doc_id: str, text: str, entities: Sequence[Entity], model_version: str | None = None) -> dict:
+    """The record of one document's predictions; `model_version` names the model that made them."""
+    record = {"doc_id": doc_id, "text": text, "entities": [e.to_dict() for e in entities]}
+    if model_version is not None:
+        record["model_version"] = model_version
+    return record
 
 
 def read_predictions(path: str | Path) -> list[dict]:
@@ -81,13 +85,14 @@ def open_writer(
     """A writer appending to `path`, and the doc ids already complete there.
 
     Without `resume` or `overwrite`, an existing file is an error (so a long run is never lost to a
-    forgotten flag). With `resume`, the file is read back and repaired (see `recover`)."""
+    forgotten flag). With `resume`, the file is read back and repaired (see `recover`); a file that
+    holds another model version's predictions is refused, since one file should not mix two models."""
     path = Path(path)
     if path.exists() and not (resume or overwrite):
         raise FileExistsError(f"{path} already exists; pass --resume to continue it or --overwrite to start again")
     done: set[str] = set()
     if resume and path.exists():
-        done = recover(path, fmt)
+        done = recover(path, fmt, model_version=model_version)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(_HEADERS[fmt])
@@ -117,18 +122,19 @@ class _AppendingWriter:
 
 
 class JsonlWriter(_AppendingWriter):
-    """The prediction record (`inference.prediction_record`) plus the document's source and encoding."""
+    """The prediction record (`prediction_record`, with the model version) plus the document's source
+    and encoding."""
 
     def encode(self, document: InputDocument, entities: Sequence[Entity]) -> bytes:
         record = {
-            **prediction_record(document.doc_id, document.text, entities),
+            **prediction_record(document.doc_id, document.text, entities, self.model_version),
             "source": document.source,
             "encoding": document.encoding,
         }
         return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-CSV_COLUMNS = ("doc_id", "label", "start", "end", "text", "score", "source", "encoding")
+CSV_COLUMNS = ("doc_id", "label", "start", "end", "text", "score", "source", "encoding", "model_version")
 CSV_LINE_END = "\r\n"
 
 
@@ -145,7 +151,9 @@ class CsvWriter(_AppendingWriter):
             (e.label, e.start, e.end, e.text, e.score) for e in entities
         ] or [("", "", "", "", "")]
         for label, start, end, text, score in rows:
-            writer.writerow((document.doc_id, label, start, end, text, score, document.source, document.encoding))
+            writer.writerow(
+                (document.doc_id, label, start, end, text, score, document.source, document.encoding, self.model_version)
+            )
         return buffer.getvalue().encode("utf-8")
 
 
@@ -188,14 +196,26 @@ _HEADERS = {
 # --- resuming ---------------------------------------------------------------------------------
 
 
-def recover(path: str | Path, fmt: str) -> set[str]:
+class OtherModelVersion(ValueError):
+    """`--resume` on a file whose predictions another model version made."""
+
+
+def recover(path: str | Path, fmt: str, model_version: str | None = None) -> set[str]:
     """The doc ids complete in an output file written by these writers, after cutting off what an
     interrupted run left incomplete: a last line without its newline or that does not parse (JSONL,
     Label Studio), and in a CSV the rows of the last document (it may have lost rows; it is predicted
     again). A finished Label Studio file is reopened for appending. A bad line before the end means
-    the file is not such an output: an error naming the line, and the file is left alone."""
+    the file is not such an output: an error naming the line, and the file is left alone. So is a file
+    holding a record of another model version than `model_version` (when given): `OtherModelVersion`."""
     path = Path(path)
-    complete, keep = {"jsonl": _recover_jsonl, "csv": _recover_csv, "labelstudio": _recover_labelstudio}[fmt](path)
+    reader = {"jsonl": _recover_jsonl, "csv": _recover_csv, "labelstudio": _recover_labelstudio}[fmt]
+    complete, keep, versions = reader(path)
+    if model_version is not None and versions - {model_version}:
+        found = ", ".join(sorted(v or "(none recorded)" for v in versions))
+        raise OtherModelVersion(
+            f"{path} holds predictions of model version {found}, not of {model_version}, the model of this run; "
+            f"resume it with that model, or write to another file (--overwrite starts it again)"
+        )
     with open(path, "r+b") as handle:
         handle.truncate(keep[0])
         handle.seek(0, os.SEEK_END)
@@ -212,8 +232,13 @@ def _lines_with_offsets(path: Path) -> Iterator[tuple[int, bytes, int]]:
             offset += len(line)
 
 
-def _recover_jsonl(path: Path) -> tuple[set[str], tuple[int, bytes]]:
+_Recovered = tuple[set[str], tuple[int, bytes], set[str | None]]
+"""Complete doc ids, (byte offset to cut at, bytes to append there), model versions of the complete records."""
+
+
+def _recover_jsonl(path: Path) -> _Recovered:
     done: set[str] = set()
+    versions: set[str | None] = set()
     end = 0
     for number, line, offset in _lines_with_offsets(path):
         record = _parsed(line) if line.endswith(b"\n") else None
@@ -222,13 +247,15 @@ def _recover_jsonl(path: Path) -> tuple[set[str], tuple[int, bytes]]:
                 raise ValueError(f"{path}:{number}: not a prediction record; cannot resume this file")
             break
         done.add(str(record["doc_id"]))
+        versions.add(record.get("model_version"))
         end = offset + len(line)
-    return done, (end, b"")
+    return done, (end, b""), versions
 
 
-def _recover_labelstudio(path: Path) -> tuple[set[str], tuple[int, bytes]]:
+def _recover_labelstudio(path: Path) -> _Recovered:
     """Task lines end with `,` while the run goes on; a finished file's last task has none and `]` follows."""
     done: set[str] = set()
+    versions: set[str | None] = set()
     end, after = len(_LS_OPEN), b""
     for number, line, offset in _lines_with_offsets(path):
         if number == 1:
@@ -244,11 +271,12 @@ def _recover_labelstudio(path: Path) -> tuple[set[str], tuple[int, bytes]]:
                 raise ValueError(f"{path}:{number}: not a task line; cannot resume this file")
             break
         done.add(str(task["data"]["doc_id"]))
+        versions.update(p.get("model_version") for p in task.get("predictions") or [{}] if isinstance(p, dict))
         end, after = offset + len(body.removesuffix(b",")), b",\n"
-    return done, (end, after)
+    return done, (end, after), versions
 
 
-def _recover_csv(path: Path) -> tuple[set[str], tuple[int, bytes]]:
+def _recover_csv(path: Path) -> _Recovered:
     """Rows are read with the csv module (a quoted entity text may hold a newline) from lines whose
     byte offsets are counted; a row counts only when its last line ends with a newline."""
     header = _HEADERS["csv"]
@@ -265,18 +293,18 @@ def _recover_csv(path: Path) -> tuple[set[str], tuple[int, bytes]]:
             last_line = line
             yield line.decode("utf-8", errors="replace")
 
-    rows: list[tuple[str, int]] = []  # (doc_id, offset where the row ends)
+    rows: list[tuple[str, int, str | None]] = []  # (doc_id, offset where the row ends, model version)
     try:
         for row in csv.reader(feed()):
             if not row or not last_line.endswith(b"\n"):
                 break
-            rows.append((row[0], consumed))
+            rows.append((row[0], consumed, row[CSV_COLUMNS.index("model_version")] if len(row) == len(CSV_COLUMNS) else None))
     except csv.Error:
         pass  # a quote left open by the cut: the rows before it stand
     last = rows[-1][0] if rows else None
     while rows and rows[-1][0] == last:
         rows.pop()
-    return {doc_id for doc_id, _ in rows}, (rows[-1][1] if rows else len(header), b"")
+    return {doc_id for doc_id, _, _ in rows}, (rows[-1][1] if rows else len(header), b""), {v for _, _, v in rows}
 
 
 def _parsed(line: bytes) -> dict | None:
