@@ -152,7 +152,17 @@ class CsvWriter(_AppendingWriter):
         ] or [("", "", "", "", "")]
         for label, start, end, text, score in rows:
             writer.writerow(
-                (document.doc_id, label, start, end, text, score, document.source, document.encoding, self.model_version)
+                (
+                    document.doc_id,
+                    label,
+                    start,
+                    end,
+                    text,
+                    score,
+                    document.source,
+                    document.encoding,
+                    self.model_version,
+                )
             )
         return buffer.getvalue().encode("utf-8")
 
@@ -298,7 +308,9 @@ def _recover_csv(path: Path) -> _Recovered:
         for row in csv.reader(feed()):
             if not row or not last_line.endswith(b"\n"):
                 break
-            rows.append((row[0], consumed, row[CSV_COLUMNS.index("model_version")] if len(row) == len(CSV_COLUMNS) else None))
+            rows.append(
+                (row[0], consumed, row[CSV_COLUMNS.index("model_version")] if len(row) == len(CSV_COLUMNS) else None)
+            )
     except csv.Error:
         pass  # a quote left open by the cut: the rows before it stand
     last = rows[-1][0] if rows else None
