@@ -98,19 +98,24 @@ def test_mapping_drops_and_counts_unmapped_labels():
     assert all("ORG" in {s.label for s in d.spans} for d in documents)
 
 
+MSRA_LABELS = ["人名", "place.name", "org"]
+
+
 @pytest.fixture(scope="module")
 def msra_project(tmp_path_factory) -> Path:
-    """A project of another data set: MSRA's PER/LOC/ORG sample, imported through the CLI."""
+    """A project of another data set: MSRA's PER/LOC/ORG sample, imported through the CLI under label names
+    a user might choose (Chinese, lower case, with a dot), none of which this project's labels look like."""
     root = tmp_path_factory.mktemp("msra")
     (root / "annotations").mkdir()
     code = main(
         ["annotations", "import", str(MSRA_SAMPLE), "--format", "bio", "--pack-chars", "300"]
+        + [f"--map={source}={label}" for source, label in zip(("PER", "LOC", "ORG"), MSRA_LABELS)]
         + ["--output", str(root / "annotations" / "msra.json")]
     )
     assert code == 0
     config = {
         "name": "msra-tiny",
-        "labels": ["PER", "LOC", "ORG"],
+        "labels": MSRA_LABELS,
         "data": {
             "annotations": ["annotations/*.json"],
             "vocab_sources": [],
@@ -145,7 +150,7 @@ def test_import_refuses_to_overwrite(msra_project, capsys):
 
 def test_edge_rule_is_the_configs(msra_project, capsys):
     export = msra_project / "annotations" / "msra.json"
-    policy_rule = read_exports([export], ["PER", "LOC", "ORG"])
+    policy_rule = read_exports([export], MSRA_LABELS)
     edge_issues = [i for i in policy_rule.issues if "punctuation" in i.message]
     assert edge_issues and all(i.span for i in edge_issues)
     assert main(["annotations", "validate", str(export), "--config", str(msra_project / "configs" / "msra.yaml")]) == 0
@@ -162,15 +167,15 @@ def test_another_label_set_trains_predicts_and_evaluates(msra_project, capsys):
     report = msra_project / "eval" / "msra-v1"
     assert main(["evaluate", str(model), str(export), "--output", str(report), "--samples", "50"]) == 0
     scores = json.loads((report / "report.json").read_text())
-    assert set(scores["labels"]) == {"PER", "LOC", "ORG"}
+    assert set(scores["labels"]) == set(MSRA_LABELS)
     # trained on most of these documents: it must have learnt something of each label
     assert scores["micro"]["f1"] > 0.3, scores["micro"]
 
     from policy_ner.model.predictor import Predictor
 
-    documents = load_documents([export], ["PER", "LOC", "ORG"], edge_punctuation="")
+    documents = load_documents([export], MSRA_LABELS, edge_punctuation="")
     found = Predictor.from_pretrained(model).predict([d.text for d in documents])
     entities = [e for doc_entities in found for e in doc_entities]
-    assert {e.label for e in entities} <= {"PER", "LOC", "ORG"} and len({e.label for e in entities}) >= 2
+    assert {e.label for e in entities} <= set(MSRA_LABELS) and len({e.label for e in entities}) >= 2
     for doc, doc_entities in zip(documents, found):
         assert all(doc.text[e.start : e.end] == e.text for e in doc_entities)

@@ -9,7 +9,9 @@ import pytest
 from conftest import LABELS, ROOT
 from policy_ner.config import ConfigError, config_from_dict, load_config
 from policy_ner.corpus import read_manifest, verify_manifest
-from policy_ner.labelstudio.formats import labeling_config
+from policy_ner.labelstudio.formats import labeling_config, labels_tags
+from policy_ner.tags import char_tags, spans_from_tags
+from policy_ner.types import Span
 
 
 @pytest.mark.parametrize("name", ["default.yaml", "bert-base-chinese.yaml"])
@@ -25,7 +27,10 @@ def test_shipped_configs_are_valid(name):
         ({"name": "x", "labels": ["ORG"], "trian": {}}, "unknown key(s) trian"),
         ({"name": "x", "labels": ["ORG"], "train": {"epochs": "ten"}}, "train.epochs must be int"),
         ({"name": "x", "labels": ["ORG"], "train": {"epochs": True}}, "train.epochs must be int"),
-        ({"name": "x", "labels": ["org name"]}, "upper-case"),
+        ({"name": "x", "labels": ["org name "]}, "leading or trailing spaces"),
+        ({"name": "x", "labels": ["-ORG"]}, "must not start or end with '-'"),
+        ({"name": "x", "labels": [""]}, "must not be empty"),
+        ({"name": "x", "labels": ["a\tb"]}, "control character"),
         ({"labels": ["ORG"]}, "missing required key name"),
         ({"name": "x", "labels": ["ORG"], "window": {"max_length": 64, "stride": 40}}, "window.stride"),
     ],
@@ -39,6 +44,18 @@ def test_a_new_label_needs_only_config():
     config = config_from_dict({"name": "x", "labels": LABELS + ["POLICY_NAME"], "train": {"learning_rate": "1e-4"}})
     assert config.tags[-2:] == ["B-POLICY_NAME", "I-POLICY_NAME"] and config.train.learning_rate == 1e-4
     assert '<Label value="POLICY_NAME"' in labeling_config(config.labels)
+
+
+def test_any_label_name_label_studio_allows_is_a_label():
+    labels = ["company", "PER.NOM", "机构", "org name", "B-I"]
+    config = config_from_dict({"name": "x", "labels": labels})
+    assert config.tags[1:3] == ["B-company", "I-company"]
+    assert spans_from_tags(char_tags("浙商银行在杭州", [Span(0, 4, "PER.NOM"), Span(5, 7, "B-I")])) == [
+        Span(0, 4, "PER.NOM"),
+        Span(5, 7, "B-I"),
+    ]
+    xml = labeling_config(config.labels)
+    assert [tag.labels for tag in labels_tags(xml)] == [tuple(labels)]
 
 
 def test_data_manifest_matches_the_raw_files():

@@ -30,7 +30,7 @@ INIT_EMBEDDINGS = ("random", "lac")
 """How a scratch model's character embeddings start (`model.init_embeddings`)."""
 LAC_EMBEDDING_WIDTH = 128
 """Width of LAC's character embedding table, which `init_embeddings: lac` copies."""
-_LABEL_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_LABEL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_EDGE_PUNCTUATION = "，。、；：“”《》（）,.;:()\"'!?！？"
 """The policy guidelines' rule: no span starts or ends with one of these characters."""
 
@@ -157,9 +157,7 @@ def _problems(config: Config) -> list[str]:
     problems = []
     if not config.labels:
         problems.append("labels must name at least one entity type")
-    for label in config.labels:
-        if not _LABEL_PATTERN.match(label):
-            problems.append(f"label {label!r} must be upper-case letters, digits and underscores")
+    problems += [problem for label in config.labels for problem in label_name_problems(label)]
     if len(set(config.labels)) != len(config.labels):
         problems.append(f"labels contain duplicates: {config.labels}")
     if not 0.0 <= config.data.dev_fraction < 1.0:
@@ -202,6 +200,22 @@ def _problems(config: Config) -> list[str]:
         problems.append("train.entity_weight weights the softmax loss; a CRF head (model.crf) has none")
     if not 1 <= config.train.average_last <= config.train.epochs:
         problems.append("train.average_last must be between 1 and train.epochs")
+    return problems
+
+
+def label_name_problems(label: str) -> list[str]:
+    """Any name Label Studio allows is a label here (`company`, `PER.NOM`, `机构`), with three exceptions:
+    an empty name, surrounding spaces or control characters (which a labelling screen cannot show
+    apart), and a leading or trailing `-`, which seqeval strips when it reads `B-<label>` tags."""
+    if not label.strip():
+        return ["a label name must not be empty"]
+    problems = []
+    if label != label.strip():
+        problems.append(f"label {label!r} has leading or trailing spaces")
+    if _LABEL_FORBIDDEN.search(label):
+        problems.append(f"label {label!r} holds a control character")
+    if label.startswith("-") or label.endswith("-"):
+        problems.append(f"label {label!r} must not start or end with '-' (the IOB2 tags are B-<label>, I-<label>)")
     return problems
 
 
