@@ -30,6 +30,9 @@ INIT_EMBEDDINGS = ("random", "lac")
 """How a scratch model's character embeddings start (`model.init_embeddings`)."""
 LAC_EMBEDDING_WIDTH = 128
 """Width of LAC's character embedding table, which `init_embeddings: lac` copies."""
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
+SELECTIONS = ("last", "best")
 _LABEL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_EDGE_PUNCTUATION = "，。、；：“”《》（）,.;:()\"'!?！？"
 """The policy guidelines' rule: no span starts or ends with one of these characters."""
@@ -127,6 +130,18 @@ class TrainConfig(_Section):
     """Loss weight of characters inside entities relative to `O` (class weighting; softmax head only)."""
     average_last: int = 1
     """Average the weights at the end of the last N epochs (1: keep the final weights)."""
+    device: str = "auto"
+    """`auto` (CUDA, else Apple MPS, else the CPU), `cpu`, `cuda` or `mps`."""
+    precision: str = "fp32"
+    """`fp32`, or mixed precision: `bf16` (CPU or GPU) or `fp16` (GPU, with loss scaling)."""
+    gradient_accumulation: int = 1
+    """Batches whose gradients are summed before each optimizer step (an effective batch of
+    batch_size x gradient_accumulation x processes)."""
+    select: str = "last"
+    """`last` keeps the final epoch's weights; `best` scores dev (strict micro F1) after every epoch
+    and keeps the best epoch's weights (needs dev documents)."""
+    patience: int = 0
+    """Stop when dev F1 has not improved for this many epochs (0: never; needs dev documents)."""
 
 
 class Config(_Section):
@@ -200,7 +215,22 @@ def _problems(config: Config) -> list[str]:
         problems.append("train.entity_weight weights the softmax loss; a CRF head (model.crf) has none")
     if not 1 <= config.train.average_last <= config.train.epochs:
         problems.append("train.average_last must be between 1 and train.epochs")
+    problems += _choice_problems("train.device", config.train.device, DEVICES)
+    problems += _choice_problems("train.precision", config.train.precision, PRECISIONS)
+    problems += _choice_problems("train.select", config.train.select, SELECTIONS)
+    if config.train.gradient_accumulation < 1:
+        problems.append("train.gradient_accumulation must be at least 1")
+    if config.train.patience < 0:
+        problems.append("train.patience must be >= 0 (0: no early stopping)")
+    if config.train.average_last > 1 and (config.train.select == "best" or config.train.patience):
+        problems.append(
+            "train.average_last averages the last epochs; it cannot be combined with select: best or patience"
+        )
     return problems
+
+
+def _choice_problems(key: str, value: str, choices: Iterable[str]) -> list[str]:
+    return [] if value in choices else [f"{key}: unknown value {value!r}; choose from {', '.join(choices)}"]
 
 
 def label_name_problems(label: str) -> list[str]:

@@ -46,6 +46,11 @@ def register(commands) -> None:
         default="torch",
         help="torch, or ONNX Runtime on the export-onnx files (fp32 or INT8)",
     )
+    predict.add_argument(
+        "--device",
+        default="cpu",
+        help="where the torch runtime runs: cpu (default), cuda, mps or auto (the best one present)",
+    )
     predict.add_argument("--onnx-dir", type=Path, help="folder of the export-onnx files (default MODEL_DIR/onnx)")
     predict.add_argument(
         "--threads",
@@ -82,7 +87,12 @@ def cmd_predict(args) -> int:
     transformers_logging.disable_progress_bar()  # ours is the one to watch
     network_threads = set_batch_threads(args.model, args.threads, overlap=not args.no_overlap)
     predictor = Predictor.from_pretrained(
-        args.model, batch_size=args.batch_size, runtime=args.runtime, threads=network_threads, onnx_dir=args.onnx_dir
+        args.model,
+        batch_size=args.batch_size,
+        runtime=args.runtime,
+        threads=network_threads,
+        onnx_dir=args.onnx_dir,
+        device=args.device,
     )
     try:
         summary = predict_files(

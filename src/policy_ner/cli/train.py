@@ -23,6 +23,11 @@ def register(commands) -> None:
     train.add_argument("--root", type=Path, default=Path("."), help="project root for relative data paths")
     train.add_argument("--models-dir", type=Path, help="where models/<version>/ goes (default ROOT/models)")
     train.add_argument("--runs-dir", type=Path, help="where training/<version>/ goes (default ROOT/training)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with an interrupted run from its last epoch checkpoint (--version's, else this config's latest)",
+    )
     train.set_defaults(handler=cmd_train)
 
     pretrain = command(
@@ -74,8 +79,11 @@ def cmd_train(args) -> int:
         models_dir=args.models_dir,
         runs_dir=args.runs_dir,
         version=args.version,
+        resume=args.resume,
         log=log,
     )
+    if result is None:  # a multi-process run's other processes: the first one reports
+        return 0
     if result.dev_metrics:
         print(f"\ndev metrics ({len(result.split.dev)} documents, strict entity level):")
         print(scores_table(result.dev_metrics))

@@ -25,6 +25,7 @@ from ..features.lexicon import set_lac_threads
 from ..scoring import PredictedDocument
 from ..tags import iob2_transitions, spans_from_tags
 from ..types import Document, Entity
+from .devices import resolve_device
 from .encoding import EncodedText, SpecialTokens, encode_text, frame_window, pad_windows, plan_windows
 from .network import crf_parameters
 from .registry import ModelFilesError, read_model_settings, verify_model_files
@@ -102,9 +103,11 @@ class Predictor:
         runtime: str = "torch",
         threads: int = 0,
         onnx_dir: str | Path | None = None,
+        device: str = "cpu",
     ) -> Predictor:
         """`runtime` is one of RUNTIMES; the ONNX ones read `export_onnx`'s files from `onnx_dir`
-        (default MODEL_DIR/onnx) and use `threads` intra-op threads (0: one per available core)."""
+        (default MODEL_DIR/onnx) and use `threads` intra-op threads (0: one per available core).
+        The torch runtime runs on `device` (`auto`, `cpu`, `cuda`, `mps`; see `devices.resolve_device`)."""
         model_dir = Path(model_dir)
         settings = read_model_settings(model_dir)
         verify_model_files(model_dir)
@@ -123,6 +126,7 @@ class Predictor:
                 model = AutoModelForTokenClassification.from_pretrained(model_dir)
             except (OSError, SafetensorError) as exc:
                 raise ModelFilesError(f"{model_dir}: the weights cannot be read ({exc})") from None
+            model.to(resolve_device(device))
             return cls(model, tokenizer, settings["tags"], settings["max_length"], settings["stride"], **common)
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")

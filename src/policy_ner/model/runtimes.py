@@ -67,9 +67,10 @@ class TorchRuntime:
     ) -> np.ndarray:
         torch = self.torch
         inputs = network_inputs(input_ids, attention_mask, token_type_ids, dense_features)
+        device = next(self.model.parameters()).device
         with torch.inference_mode():
-            output = self.model(**{name: torch.from_numpy(array) for name, array in inputs.items()})
-        return output.logits.float().numpy()
+            output = self.model(**{name: torch.from_numpy(array).to(device) for name, array in inputs.items()})
+        return output.logits.float().cpu().numpy()
 
 
 class OnnxRuntime:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -35,8 +36,9 @@ from ..scoring import EvaluationResult, evaluate
 from ..types import Document
 from .augment import augment, source_doc_id
 from .card import model_card_markdown
+from .checkpoints import CHECKPOINT_SUFFIX, STATE_FILE, Checkpoints, fingerprint
 from .dataset import count_windows, default_cache_dir, training_examples
-from .loop import EpochRecord, fit, seed_everything
+from .loop import EpochRecord, fit, make_accelerator, seed_everything
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,14 @@ def fit_model(
     vocab_texts: Sequence[str],
     log=print,
     cache_dir: str | Path | None = None,
+    *,
+    dev_documents: Sequence[Document] = (),
+    accelerator=None,
+    checkpoints: Checkpoints | None = None,
 ) -> FittedModel:
     """A new model (scratch or from `model.base`) fine-tuned on `train_documents`; its featurized
-    training examples are cached in `cache_dir` (none: computed in memory)."""
+    training examples are cached in `cache_dir` (none: computed in memory). `dev_documents` are
+    scored after every epoch when `train.select` is `best` or `train.patience` is set."""
     seed_everything(config.train.seed)
     tokenizer = load_base_tokenizer(config, vocab_texts)
     t = config.train
@@ -144,17 +151,33 @@ def fit_model(
     featurizer = Featurizer(
         tuple(config.model.features), tuple(config.labels), dense=tuple(config.model.dense_features)
     ).fitted(train_documents)
-    examples = training_examples(
-        documents, tokenizer, config.tags, featurizer, group=source_doc_id, cache_dir=cache_dir, log=log
-    )
+    with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():
+        # one process writes the example cache, the others then read it
+        examples = training_examples(
+            documents, tokenizer, config.tags, featurizer, group=source_doc_id, cache_dir=cache_dir, log=log
+        )
     n_windows = count_windows(examples, config.window.max_length, config.window.stride)
     model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes, featurizer.dense_sizes)
     log(
         f"{n_windows} training windows; model {config.model.base} "
         f"with {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters"
     )
+    score = None
+    if config.train.select == "best" or config.train.patience:
+        if not dev_documents:
+            raise ValueError(
+                f"train.select: {config.train.select} and train.patience: {config.train.patience} score dev after "
+                "every epoch, and this run has no dev documents (set data.dev_fraction or data.dev_documents)"
+            )
+
+        def score(trained) -> float:
+            predictor = FittedModel(trained, tokenizer, featurizer, [], 0.0, 0).predictor(config)
+            return evaluate(dev_documents, predict_documents(predictor, dev_documents), config.labels).micro.f1
+
     started = time.perf_counter()
-    history = fit(model, examples, tokenizer, config, log=log)
+    history = fit(
+        model, examples, tokenizer, config, log=log, accelerator=accelerator, score=score, checkpoints=checkpoints
+    )
     return FittedModel(model, tokenizer, featurizer, history, round(time.perf_counter() - started, 1), n_windows)
 
 
@@ -166,25 +189,79 @@ def train(
     models_dir: Path | None = None,
     runs_dir: Path | None = None,
     version: str | None = None,
+    resume: bool = False,
     log=print,
-) -> TrainingResult:
+) -> TrainingResult | None:
     """The whole training stage: read and split annotations, fine-tune, score dev, write artifacts.
     The version name (`version`, else `<timestamp>-<config name>`) is reserved first, so two runs
-    started in the same second get two names instead of one losing its work at the end."""
+    started in the same second get two names instead of one losing its work at the end.
+
+    Every epoch is checkpointed in `training/.<version>.checkpoint/`; with `resume`, the run of
+    `version` (default: this config's most recent unfinished run) goes on from its last checkpoint.
+    Started by `accelerate launch` or `torchrun`, each process trains its share of every step; the
+    first one reserves, scores and writes, the others return None."""
     root = Path(root)
     models_dir = Path(models_dir) if models_dir else root / "models"
     runs_dir = Path(runs_dir) if runs_dir else root / "training"
+    accelerator = make_accelerator(config.train)
+    if not accelerator.is_main_process:
+        _train(config, root, config_path, models_dir, runs_dir, _shared_version(accelerator, None), log, accelerator)
+        return None
+    if resume:
+        version = version or unfinished_run(runs_dir, config.name)
     default = f"{time.strftime('%Y%m%d-%H%M%S')}-{config.name}"
     for folder in (models_dir, runs_dir):
         for removed in remove_stale_partials(folder):
             log(f"removed {removed.path}: left unfinished by a killed run (process {removed.owner})")
     with reserved_version([models_dir, runs_dir], version, default) as reserved:
-        return _train(config, root, config_path, models_dir, runs_dir, reserved, log)
+        _shared_version(accelerator, reserved)
+        if not resume and checkpoint_folder(runs_dir, reserved).exists():
+            raise FileExistsError(
+                f"{checkpoint_folder(runs_dir, reserved)}: an unfinished run of {reserved} is there; "
+                f"pass --resume to go on with it, or remove it"
+            )
+        return _train(config, root, config_path, models_dir, runs_dir, reserved, log, accelerator)
+
+
+def checkpoint_folder(runs_dir: Path, version: str) -> Path:
+    return runs_dir / f".{version}{CHECKPOINT_SUFFIX}"
+
+
+def unfinished_run(runs_dir: Path, config_name: str) -> str:
+    """The version of this config's most recently checkpointed run that did not finish."""
+    runs = []
+    for folder in Path(runs_dir).glob(f".*{CHECKPOINT_SUFFIX}"):
+        states = sorted(folder.glob(f"epoch-*/{STATE_FILE}"))
+        state = json.loads(states[-1].read_text(encoding="utf-8")) if states else {}
+        if state.get("identity", {}).get("config", {}).get("name") == config_name:
+            runs.append((states[-1].stat().st_mtime, folder.name[1 : -len(CHECKPOINT_SUFFIX)]))
+    if not runs:
+        raise FileNotFoundError(f"{runs_dir}: no unfinished run of config {config_name!r} to resume")
+    return max(runs)[1]
+
+
+def _shared_version(accelerator, version: str | None) -> str:
+    """The version the first process reserved, known to every process of a multi-process run."""
+    if accelerator.num_processes == 1:
+        return version or ""
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([version], from_process=0)[0]
 
 
 def _train(
-    config: Config, root: Path, config_path: Path | None, models_dir: Path, runs_dir: Path, version: str, log
-) -> TrainingResult:
+    config: Config,
+    root: Path,
+    config_path: Path | None,
+    models_dir: Path,
+    runs_dir: Path,
+    version: str,
+    log,
+    accelerator,
+) -> TrainingResult | None:
+    main = accelerator.is_main_process
+    if not main:
+        log = _silent
     threads = set_threads(config.train.threads)
     annotation_files = resolve_annotation_files(config.data.annotations, root)
     reading = read_exports(annotation_files, config.labels, config.data.edge_punctuation)
@@ -200,7 +277,24 @@ def _train(
         log(f"warning: {describe_identical_texts(reading.identical_texts)}")
 
     vocab_texts, vocab_files = vocabulary_texts(config, documents, root)
-    fitted = fit_model(config, split.train, vocab_texts, log=log, cache_dir=default_cache_dir())
+    identity = {
+        "config": config.to_dict(),
+        "documents": fingerprint([[d.doc_id, d.text, [[s.start, s.end, s.label] for s in d.spans]] for d in documents]),
+        "processes": accelerator.num_processes,
+    }
+    checkpoints = Checkpoints(checkpoint_folder(runs_dir, version), identity)
+    fitted = fit_model(
+        config,
+        split.train,
+        vocab_texts,
+        log=log,
+        cache_dir=default_cache_dir(),
+        dev_documents=split.dev,
+        accelerator=accelerator,
+        checkpoints=checkpoints,
+    )
+    if not main:
+        return None
     model, tokenizer, history, train_seconds = fitted.model, fitted.tokenizer, fitted.history, fitted.seconds
     predictor = fitted.predictor(config, version)
     dev_metrics = evaluate(split.dev, predict_documents(predictor, split.dev), config.labels) if split.dev else None
@@ -228,6 +322,11 @@ def _train(
             "peak_memory_mb": peak_memory_mb,
             "threads": threads,
             "final_loss": history[-1].loss if history else None,
+            "epochs_run": len(history),
+            "kept_epoch": _kept_epoch(config, history),
+            "device": str(accelerator.device),
+            "precision": config.train.precision,
+            "processes": accelerator.num_processes,
         },
         "dev_metrics": dev_metrics.to_dict() if dev_metrics else None,
         "git_commit": git_commit(root),
@@ -272,8 +371,21 @@ def _train(
         atomic_write_text(
             scratch / "config.yaml", yaml.safe_dump(config.to_dict(), allow_unicode=True, sort_keys=False)
         )
+    checkpoints.remove()
     log(f"wrote {model_dir} and {run_dir} ({train_seconds}s training, peak {peak_memory_mb} MB)")
     return TrainingResult(version, model_dir, run_dir, split, dev_metrics, train_seconds, peak_memory_mb, history)
+
+
+def _kept_epoch(config: Config, history: Sequence[EpochRecord]) -> int | None:
+    """The epoch whose weights were saved (`train.select: best`), or the last one."""
+    scored = [r for r in history if r.dev_f1 is not None]
+    if config.train.select == "best" and scored:
+        return max(scored, key=lambda r: (r.dev_f1, -r.epoch)).epoch
+    return history[-1].epoch if history else None
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """The log of every process but the first of a multi-process run (one copy of each line is enough)."""
 
 
 def git_commit(root: Path) -> str | None:
