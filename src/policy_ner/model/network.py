@@ -7,7 +7,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
 
 import torch
 from torch import nn
@@ -107,11 +107,31 @@ def new_model(
             copy_lac_embeddings(model, tokenizer)
         return model
     base_config = AutoConfig.from_pretrained(m.base).to_dict()
-    for key in ("model_type", "architectures", "transformers_version", *settings):
+    if base_config.get("model_type") == PolicyNerBertConfig.model_type:  # one of ours: as it was built
+        keeps_token_types = bool(base_config.get("pretrained_token_types"))
+    else:
+        keeps_token_types = base_config.get("type_vocab_size", 0) > 0
+    for key in ("model_type", "architectures", "transformers_version", "pretrained_token_types", *settings):
         base_config.pop(key, None)
-    return PolicyNerBertForTokenClassification.from_pretrained(
-        m.base, config=PolicyNerBertConfig(**settings, **base_config), ignore_mismatched_sizes=True
+    # `output_loading_info` makes it return (model, loading info), which its annotation does not say
+    model, loading = cast(
+        "tuple[PolicyNerBertForTokenClassification, dict[str, Any]]",
+        PolicyNerBertForTokenClassification.from_pretrained(
+            m.base,
+            config=PolicyNerBertConfig(**settings, **base_config, pretrained_token_types=keeps_token_types),
+            ignore_mismatched_sizes=True,
+            output_loading_info=True,
+        ),
     )
+    if keeps_token_types:
+        # New channels start at zero (see FeatureEmbedding). BERT's own initialiser, which covers
+        # everything under `bert`, would draw them at random; channels the base held are kept.
+        fresh = set(loading["missing_keys"]) | {key for key, *_ in loading.get("mismatched_keys", [])}
+        with torch.no_grad():
+            for index, channel in enumerate(model.bert.embeddings.token_type_embeddings.channels):
+                if f"bert.embeddings.token_type_embeddings.channels.{index}.weight" in fresh:
+                    cast(nn.Embedding, channel).weight.zero_()
+    return model
 
 
 def scratch_encoder_settings(config: Config, tokenizer, max_length: int) -> dict:
@@ -170,9 +190,11 @@ class PolicyNerBertConfig(BertConfig):
         crf: bool = False,
         feature_sizes: Sequence[int] = (),
         dense_sizes: Sequence[int] = (),
+        pretrained_token_types: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.pretrained_token_types = pretrained_token_types
         self.conv_layers = conv_layers
         self.conv_kernel = conv_kernel
         self.crf = crf
@@ -187,13 +209,19 @@ class PolicyNerBertConfig(BertConfig):
 
 class FeatureEmbedding(nn.Module):
     """Takes the place of BERT's token-type embedding: unpacks each packed feature id (mixed radix
-    over `sizes`, see `features.Featurizer`) and sums one embedding per channel."""
+    over `sizes`, see `features.Featurizer`) and sums one embedding per channel.
 
-    def __init__(self, sizes: Sequence[int], hidden_size: int):
+    With `token_types` (a pretrained base), it also holds the base's token-type table as `weight`
+    (the name and shape the checkpoint has, so it loads as it is) and adds its type-0 row to every
+    token, the vector the encoder was pretrained with; the channels then start at zero, so the
+    untrained model computes exactly what the base encoder computes."""
+
+    def __init__(self, sizes: Sequence[int], hidden_size: int, token_types: int = 0):
         super().__init__()
         self.sizes = list(sizes)
         self.channels = nn.ModuleList(nn.Embedding(size, hidden_size) for size in self.sizes)
         self.hidden_size = hidden_size
+        self.weight = nn.Parameter(torch.zeros(token_types, hidden_size)) if token_types else None
 
     def forward(self, packed: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(
@@ -206,6 +234,8 @@ class FeatureEmbedding(nn.Module):
         for embedding, size in zip(self.channels, self.sizes):
             total = total + embedding(packed % size)
             packed = torch.div(packed, size, rounding_mode="floor")
+        if self.weight is not None:
+            total = total + self.weight[0]
         return total
 
 
@@ -265,7 +295,11 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
 
     def __init__(self, config: PolicyNerBertConfig):
         super().__init__(config)
-        self.bert.embeddings.token_type_embeddings = FeatureEmbedding(config.feature_sizes, config.hidden_size)
+        self.bert.embeddings.token_type_embeddings = FeatureEmbedding(
+            config.feature_sizes,
+            config.hidden_size,
+            token_types=config.type_vocab_size if getattr(config, "pretrained_token_types", False) else 0,
+        )
         dense_sizes = getattr(config, "dense_sizes", [])
         self.dense_input = DenseInput(dense_sizes, config.hidden_size) if dense_sizes else None
         self.local = (
