@@ -20,7 +20,7 @@ from policy_ner.features.lexicon import (
     sentence_chunks,
     word_boundaries,
 )
-from policy_ner.model.network import FeatureEmbedding
+from policy_ner.model.modeling_policy_ner import FeatureEmbedding
 from policy_ner.types import Document, Span
 
 LABELS = ("ORG", "POLICY_TARGET", "SUBSIDY_AMOUNT")
