@@ -27,7 +27,7 @@ PRETRAIN_ARGS ?=
 # bench: characters in the benchmark's document set (data/raw repeated)
 BENCH_CHARS ?= 500000
 
-.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test lint train eval predict bench compare cv cv-genre models validate stats manifest pretrain-corpus pretrain public-ner clean help
+.PHONY: setup browser labelstudio-install labelstudio labelstudio-lock test lint train eval predict bench bench-train compare cv cv-genre models validate stats manifest pretrain-corpus pretrain public-ner clean help
 
 help:
 	@echo "make setup     create $(VENV) and install policy-ner with pinned dependencies"
@@ -37,6 +37,7 @@ help:
 	@echo "make eval      evaluate MODEL (default: newest in models/) on its dev documents"
 	@echo "make predict   predict entities in INPUT=$(INPUT) with MODEL"
 	@echo "make bench     batch-prediction speed, memory and INT8 F1 of MODEL vs the transformers pipeline"
+	@echo "make bench-train  training characters/s of CONFIG on long documents vs one-sentence documents (packed and not)"
 	@echo "make compare   compare A=models/<v1> B=models/<v2> (or prediction files) on ON=$(ON) [SPLIT=dev]"
 	@echo "make cv        FOLDS=$(FOLDS)-fold cross-validation of CONFIG and the baselines, by source document -> eval/cv-<name>/"
 	@echo "make cv-genre  leave-one-genre-out (policy / work_report / news) of CONFIG and the baselines -> eval/cv-<name>-genre/"
@@ -103,6 +104,9 @@ predict:
 bench:
 	@test -n "$(MODEL)" || { echo "no model in models/: run make train first" >&2; exit 1; }
 	$(BIN)/python scripts/benchmark.py $(MODEL) --chars $(BENCH_CHARS)
+
+bench-train:
+	$(BIN)/python scripts/bench_train.py --config $(CONFIG)
 
 compare:
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=models/<v1> B=models/<v2> [ON=export.json] [SPLIT=dev]" >&2; exit 1; }

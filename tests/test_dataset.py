@@ -10,7 +10,7 @@ from policy_ner.labelstudio.exports import load_documents
 from policy_ner.model.encoding import IGNORE_INDEX, encode_text, plan_windows
 from policy_ner.model.network import build_char_vocab, char_tokenizer
 from policy_ner.tags import char_tags, spans_from_tags
-from policy_ner.train.dataset import count_windows, training_examples, training_windows
+from policy_ner.train.dataset import count_windows, pack_groups, training_examples, training_windows
 from policy_ner.types import Document, Span
 
 TAGS = config_from_dict({"name": "t", "labels": LABELS}).tags
@@ -98,6 +98,51 @@ def test_count_windows_matches_the_windows_built():
     tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
     examples = training_examples(docs, tokenizer, TAGS)
     assert count_windows(examples, 64, 16) == len(training_windows(examples, tokenizer, 64, 16)) > 5
+
+
+def test_pack_groups_fill_each_window_in_order_with_a_separator_between_neighbours():
+    assert pack_groups([3, 3, 3, 10, 1, 12, 2], content_length=10) == [[0, 1], [2], [3], [4], [5], [6]]
+    assert pack_groups([2, 2, 2, 2], content_length=11) == [[0, 1, 2, 3]]  # 4 x 2 + 3 separators
+    assert pack_groups([], content_length=10) == []
+
+
+def test_packed_windows_hold_every_short_document_whole_and_leave_long_ones_alone():
+    from policy_ner.features.channels import Featurizer
+
+    long_doc = load_documents([CORPUS_EXPORT], LABELS)[0]
+    sentences = [
+        Document(f"s{i}", text, (Span(text.index("台胞"), text.index("台胞") + 2, "POLICY_TARGET"),))
+        for i, text in enumerate(["支持台胞创业。", "为台胞提供住房保障", "台胞子女就学", "鼓励台胞来区就业。"] * 3)
+    ]
+    docs = [sentences[0], long_doc, *sentences[1:]]
+    tokenizer = char_tokenizer(build_char_vocab([d.text for d in docs]))
+    featurizer = Featurizer(("jieba", "money"), tuple(LABELS), dense=("lac_emissions",))
+    examples = training_examples(docs, tokenizer, TAGS, featurizer)
+    unpacked = training_windows(examples, tokenizer, 40, 8).to_dict()
+    packed = training_windows(examples, tokenizer, 40, 8, pack=True).to_dict()
+
+    assert count_windows(examples, 40, 8, pack=True) == len(packed["doc_id"]) < len(unpacked["doc_id"])
+    long_rows = [i for i, doc_id in enumerate(unpacked["doc_id"]) if doc_id == long_doc.doc_id]
+    assert [packed["input_ids"][i] for i, d in enumerate(packed["doc_id"]) if d == long_doc.doc_id] == [
+        unpacked["input_ids"][i] for i in long_rows
+    ]
+    alone = {doc_id: i for i, doc_id in enumerate(unpacked["doc_id"]) if doc_id.startswith("s")}
+    sep = tokenizer.sep_token_id
+    seen = []
+    for row, doc_ids in enumerate(packed["doc_id"]):
+        if doc_ids == long_doc.doc_id:
+            continue
+        ids, labels, dense = packed["input_ids"][row], packed["labels"][row], packed["dense_features"][row]
+        assert len(ids) <= 40 and ids[0] == tokenizer.cls_token_id and ids[-1] == sep
+        cut = [0, *(i for i, token in enumerate(ids) if token == sep)]
+        assert len(cut) - 1 == len(doc_ids.split(" + "))
+        for doc_id, start, end in zip(doc_ids.split(" + "), cut, cut[1:]):
+            single = alone[doc_id]  # each piece is that document's own window, labels and dense rows included
+            assert ids[start + 1 : end] == unpacked["input_ids"][single][1:-1]
+            assert labels[start + 1 : end] == unpacked["labels"][single][1:-1] and labels[end] == IGNORE_INDEX
+            assert dense[start + 1 : end] == unpacked["dense_features"][single][1:-1]
+            seen.append(doc_id)
+    assert sorted(seen) == sorted(d.doc_id for d in sentences)  # each once
 
 
 def test_shifted_windows_start_elsewhere():

@@ -64,6 +64,45 @@ def test_crf_loss_equals_the_brute_force_negative_log_likelihood_over_tagged_tok
     assert transitions[0, 2] < -1000 and transitions[1, 4] < -1000  # O -> I-A and B-A -> I-B forbidden
 
 
+def forward_algorithm_nll(emissions, transitions, start, gold):
+    """-log p(gold) by the textbook loop over positions, one window at a time."""
+    alpha = start + emissions[0]
+    for t in range(1, len(gold)):
+        alpha = torch.logsumexp(alpha[:, None] + transitions, dim=0) + emissions[t]
+    gold_score = start[gold[0]] + sum(emissions[t, g] for t, g in enumerate(gold))
+    gold_score = gold_score + sum(transitions[a, b] for a, b in zip(gold, gold[1:]))
+    return torch.logsumexp(alpha, 0) - gold_score
+
+
+def test_crf_loss_and_its_gradient_equal_the_forward_algorithm_on_windows_of_every_length():
+    model = tiny_crf_model()
+    generator = torch.Generator().manual_seed(5)
+    lengths = [1, 2, 3, 7, 16, 33, 64]  # odd and even widths, one longer than every other
+    width = max(lengths) + 2
+    ids = torch.zeros(len(lengths), width, dtype=torch.long)
+    labels = torch.full((len(lengths), width), -100)
+    golds = []
+    for row, length in enumerate(lengths):
+        ids[row, : length + 2] = torch.randint(4, 20, (length + 2,), generator=generator)
+        gold = [0] * length  # IOB2-valid: O, or B-x followed by I-x
+        for t in range(length):
+            if torch.rand(1, generator=generator) < 0.3:
+                gold[t] = 1 if t == 0 or gold[t - 1] not in (1, 2) else 2
+        golds.append(gold)
+        labels[row, 1 : length + 1] = torch.tensor(gold)
+    out = model(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
+    (scan_gradient,) = torch.autograd.grad(out.loss, model.crf_transitions)
+
+    transitions, start = model.crf_scores()
+    expected = sum(
+        forward_algorithm_nll(out.logits[row, 1 : length + 1], transitions, start, gold)
+        for row, (length, gold) in enumerate(zip(lengths, golds))
+    ) / sum(lengths)
+    (loop_gradient,) = torch.autograd.grad(expected, model.crf_transitions)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(scan_gradient, loop_gradient, rtol=1e-4, atol=1e-6)
+
+
 def test_window_outputs_do_not_depend_on_the_padding_in_their_batch():
     model = tiny_crf_model(conv_layers=2)
     alone = model(input_ids=torch.tensor([[2, 5, 6, 3]])).logits

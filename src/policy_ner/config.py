@@ -108,6 +108,10 @@ class WindowConfig(_Section):
     """Tokens per window including [CLS] and [SEP]."""
     stride: int = 64
     """Tokens shared by consecutive windows (as in Hugging Face tokenizers)."""
+    pack: bool = True
+    """Training packs documents shorter than a window into shared windows, [SEP] between them, so a data
+    set of one-sentence documents trains in as few windows (and batches) as long documents of the same
+    size. Prediction still reads every document alone."""
 
 
 class TrainConfig(_Section):

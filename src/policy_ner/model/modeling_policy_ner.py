@@ -246,16 +246,33 @@ class PolicyNerBertForTokenClassification(BertForTokenClassification):
         gold = torch.where(mask, labels.gather(1, order), torch.zeros_like(order))
         transitions, start = self.crf_scores()
 
-        rows = torch.arange(len(gold), device=gold.device)
-        gold_score = start[gold[:, 0]] + scores[rows, 0, gold[:, 0]]
-        total = start[None, :] + scores[:, 0]
-        for t in range(1, width):
-            step = mask[:, t]
-            gold_score = gold_score + torch.where(
-                step, transitions[gold[:, t - 1], gold[:, t]] + scores[rows, t, gold[:, t]], 0.0
-            )
-            moved = torch.logsumexp(total[:, :, None] + transitions[None], dim=1) + scores[:, t]
-            total = torch.where(step[:, None], moved, total)
+        rows = torch.arange(len(gold), device=gold.device)[:, None]
+        steps = torch.arange(width, device=gold.device)[None, :]
+        emitted = torch.where(mask, scores[rows, steps, gold], 0.0).sum(dim=1)
+        moved = torch.where(mask[:, 1:], transitions[gold[:, :-1], gold[:, 1:]], 0.0).sum(dim=1)
+        gold_score = start[gold[:, 0]] + emitted + moved
+
+        # p(x) sums over every path: the product, in the (logsumexp, +) semiring, of one tags x tags matrix per
+        # step after the first, taken as a tree in log2(width) rounds instead of a loop over the positions.
+        # Steps past a window's length are the semiring's identity.
+        step_matrices = transitions[None, None] + scores[:, 1:, None, :]
+        identity = torch.full_like(transitions, -1e4).fill_diagonal_(0.0)
+        step_matrices = torch.where(mask[:, 1:, None, None], step_matrices, identity)
+        paths = _semiring_product(step_matrices, identity)
+        first = start[None, :] + scores[:, 0]
+        total = torch.logsumexp(first[:, :, None] + paths, dim=1)
         nonempty = lengths > 0
         log_partition = torch.logsumexp(total, dim=1)
         return ((log_partition - gold_score)[nonempty]).sum() / lengths.sum().clamp(min=1)
+
+
+def _semiring_product(matrices: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
+    """M_1 @ M_2 @ ... @ M_T in the (logsumexp, +) semiring for `matrices` (batch, T, n, n): (batch, n, n)."""
+    while matrices.size(1) > 1:
+        if matrices.size(1) % 2:
+            matrices = torch.cat([matrices, identity.expand(len(matrices), 1, -1, -1)], dim=1)
+        left, right = matrices[:, 0::2], matrices[:, 1::2]
+        matrices = torch.logsumexp(left[..., :, :, None] + right[..., None, :, :], dim=-2)
+    if matrices.size(1) == 0:
+        return identity.expand(len(matrices), -1, -1)
+    return matrices[:, 0]

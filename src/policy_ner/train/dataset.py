@@ -11,12 +11,15 @@ the examples back from the cache, memory-mapped, instead of running jieba and LA
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import datasets
+import numpy as np
 import torch
 
 from ..features.channels import Featurizer
@@ -161,29 +164,88 @@ def _version(package: str) -> str:
         return "-"
 
 
-def count_windows(examples: datasets.Dataset, max_length: int, stride: int) -> int:
+WINDOW_BATCH = 1000
+"""Examples cut into windows together; documents are packed only with others of the same batch."""
+
+
+def count_windows(examples: datasets.Dataset, max_length: int, stride: int, pack: bool = False) -> int:
     """How many windows `training_windows` makes at the standard positions."""
-    return sum(len(plan_windows(len(ids), max_length - 2, stride)) for ids in examples["input_ids"])
+    content = max_length - 2
+    lengths = [len(ids) for ids in examples["input_ids"]]
+    total = 0
+    for first in range(0, len(lengths), WINDOW_BATCH):
+        batch = lengths[first : first + WINDOW_BATCH]
+        planned = [len(plan_windows(n, content, stride)) for n in batch]
+        if pack:
+            short = [n for n, windows in zip(batch, planned) if windows == 1]
+            total += sum(windows for windows in planned if windows != 1) + len(pack_groups(short, content))
+        else:
+            total += sum(planned)
+    return total
+
+
+def pack_groups(lengths: Sequence[int], content_length: int) -> list[list[int]]:
+    """Consecutive items, in order, grouped so that each group's lengths plus one separator between
+    neighbours fit in `content_length` (an item longer than that stays alone)."""
+    groups: list[list[int]] = []
+    used = content_length + 1
+    for index, length in enumerate(lengths):
+        if used + 1 + length > content_length:
+            groups.append([])
+            used = -1
+        groups[-1].append(index)
+        used += 1 + length
+    return groups
+
+
+def join_windows(windows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Framed windows as one: [CLS] a [SEP] b [SEP] ..., each keeping its labels, token types and dense rows."""
+    joined = {}
+    for key, first in windows[0].items():
+        rest = [window[key][1:] for window in windows[1:]]
+        joined[key] = (
+            np.concatenate([first, *rest]) if isinstance(first, np.ndarray) else [*first, *itertools.chain(*rest)]
+        )
+    return joined
 
 
 def training_windows(
-    examples: datasets.Dataset, tokenizer, max_length: int, stride: int, shifts: Sequence[int] | None = None
+    examples: datasets.Dataset,
+    tokenizer,
+    max_length: int,
+    stride: int,
+    shifts: Sequence[int] | None = None,
+    pack: bool = False,
 ) -> datasets.Dataset:
     """One row per window: input_ids, token_type_ids, labels (IGNORE_INDEX where untagged), doc_id,
     token_start, and dense_features when the examples have dense features (`window_columns` reads them
-    as numpy arrays). `shifts[i]` moves the inner windows of example i (see `plan_windows`)."""
+    as numpy arrays). `shifts[i]` moves the inner windows of example i (see `plan_windows`).
+
+    With `pack`, documents that fit in one window share windows (`pack_groups`, `join_windows`; doc_id
+    then lists their ids joined by ' + '), so a data set of sentences trains in about as many windows as
+    long documents of the same size instead of one short window per sentence."""
     special = SpecialTokens.of(tokenizer)
     dense = "dense" in examples.column_names
+    content = max_length - 2
 
     def window_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         rows: dict[str, list] = {"input_ids": [], "token_type_ids": [], "labels": [], "doc_id": [], "token_start": []}
         if dense:
             rows[DENSE_COLUMN] = []
+
+        def add(framed: dict[str, Any], doc_id: str, start: int) -> None:
+            for key, value in framed.items():
+                rows[key].append(value)
+            rows["doc_id"].append(doc_id)
+            rows["token_start"].append(start)
+
+        whole: list[tuple[str, dict[str, Any]]] = []
         for k, (index, doc_id, ids, types, labels) in enumerate(
             zip(indices, batch["doc_id"], batch["input_ids"], batch["token_types"], batch["labels"])
         ):
             shift = shifts[index] if shifts is not None else 0
-            for start, end in plan_windows(len(ids), max_length - 2, stride, shift):
+            planned = plan_windows(len(ids), content, stride, shift)
+            for start, end in planned:
                 framed = frame_window(
                     ids[start:end],
                     types[start:end],
@@ -191,10 +253,12 @@ def training_windows(
                     special=special,
                     dense=batch["dense"][k][start:end] if dense else None,
                 )
-                for key, value in framed.items():
-                    rows[key].append(value)
-                rows["doc_id"].append(doc_id)
-                rows["token_start"].append(start)
+                if pack and len(planned) == 1:
+                    whole.append((doc_id, framed))
+                else:
+                    add(framed, doc_id, start)
+        for group in pack_groups([len(framed["input_ids"]) - 2 for _, framed in whole], content):
+            add(join_windows([whole[i][1] for i in group]), " + ".join(whole[i][0] for i in group), 0)
         return rows
 
     features = None
@@ -210,10 +274,11 @@ def training_windows(
             }
         )
 
-    cut = hashlib.sha256(json.dumps([max_length, stride, list(shifts or [])]).encode()).hexdigest()[:16]
+    cut = hashlib.sha256(json.dumps([max_length, stride, list(shifts or []), pack]).encode()).hexdigest()[:16]
     return examples.map(
         window_batch,
         batched=True,
+        batch_size=WINDOW_BATCH,
         with_indices=True,
         remove_columns=examples.column_names,
         features=features,

@@ -125,7 +125,7 @@ def fit(
     generator = torch.Generator().manual_seed(t.seed)
     shift_rng = np.random.default_rng(t.seed)
     step = w.max_length - 2 - w.stride
-    batches = math.ceil(count_windows(examples, w.max_length, w.stride) / t.batch_size)
+    batches = math.ceil(count_windows(examples, w.max_length, w.stride, w.pack) / t.batch_size)
     steps_per_epoch = math.ceil(batches / accelerator.num_processes)
     updates_per_epoch = math.ceil(steps_per_epoch / t.gradient_accumulation)
     total_updates = updates_per_epoch * t.epochs
@@ -159,7 +159,7 @@ def fit(
     for epoch in range(first_epoch, t.epochs + 1):
         started, losses = time.perf_counter(), []
         shifts = shift_rng.integers(0, step, size=len(examples)).tolist() if t.window_jitter else None
-        windows = window_columns(training_windows(examples, tokenizer, w.max_length, w.stride, shifts))
+        windows = window_columns(training_windows(examples, tokenizer, w.max_length, w.stride, shifts, w.pack))
         order = torch.randperm(len(windows), generator=generator).tolist()
         mine = process_batches(order, t.batch_size, accelerator.process_index, accelerator.num_processes)
         for index, batch in enumerate(mine):

@@ -156,7 +156,7 @@ def fit_model(
         examples = training_examples(
             documents, tokenizer, config.tags, featurizer, group=source_doc_id, cache_dir=cache_dir, log=log
         )
-    n_windows = count_windows(examples, config.window.max_length, config.window.stride)
+    n_windows = count_windows(examples, config.window.max_length, config.window.stride, config.window.pack)
     model = new_model(config, tokenizer, config.window.max_length, featurizer.sizes, featurizer.dense_sizes)
     log(
         f"{n_windows} training windows; model {config.model.base} "
